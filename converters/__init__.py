@@ -1,0 +1,1 @@
+"""Host-side toolchain (needs torch): load, prune, export, quantize, build, validate, train."""

@@ -1,0 +1,5 @@
+import sys
+
+from edgeflow.cli import main
+
+sys.exit(main())

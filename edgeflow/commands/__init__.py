@@ -1,0 +1,1 @@
+"""One module per CLI sub-command; see :mod:`edgeflow.cli` for the interface."""

@@ -1,0 +1,18 @@
+"""User-facing errors.
+
+Anything a user can cause (a missing file, a tampered artifact, a wrong frame size, an unsafe
+pickle) raises :class:`EdgeflowError` with a one-line message that says what to do. The CLI prints
+that line and exits non-zero instead of showing a traceback.
+"""
+
+
+class EdgeflowError(Exception):
+    """A problem the user can fix; ``str(err)`` is a single actionable line."""
+
+
+class ArtifactError(EdgeflowError):
+    """The artifact directory is missing, incomplete, tampered with or of an unknown format."""
+
+
+class InputError(EdgeflowError):
+    """A frame, file or argument does not have the expected shape, type or content."""
