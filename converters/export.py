@@ -1,0 +1,148 @@
+"""PyTorch -> ONNX export with the correlation op kept as one ``edgeflow::Correlation`` node.
+
+Two exporters exist in torch. The TorchScript one (default here) honours our op's ``symbolic`` and
+emits the custom node; :func:`attach_correlation_functions` then adds a standard-op function body.
+The dynamo exporter traces *through* the Python op instead; it has been seen dropping custom
+correlation ops outright. So every export is checked: the number of Correlation nodes must equal
+the number of correlation calls made by the model, and :mod:`converters.validate` compares the
+exported graph with PyTorch numerically before an artifact is ever marked valid.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+import torch
+from onnx import helper
+
+from converters.ops.attrs import CorrelationAttrs
+from converters.ops.correlation import ONNX_DOMAIN, ONNX_DOMAIN_VERSION, ONNX_OP, Correlation
+from converters.ops.onnx_function import DEFAULT_FORMULATION, build_correlation_function
+from edgeflow.errors import EdgeflowError
+
+DEFAULT_OPSET = 17
+EXPORTERS = ("torchscript", "dynamo")
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    opset: int
+    exporter: str
+    correlation: list[dict] = field(default_factory=list)  # one attribute dict per distinct set
+    correlation_nodes: int = 0
+
+
+def correlation_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    return [n for n in model.graph.node if n.domain == ONNX_DOMAIN and n.op_type == ONNX_OP]
+
+
+def node_attrs(node: onnx.NodeProto) -> CorrelationAttrs:
+    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return CorrelationAttrs.from_dict(values)
+
+
+def attach_correlation_functions(model: onnx.ModelProto, formulation: str = DEFAULT_FORMULATION) -> list[CorrelationAttrs]:
+    """Give every ``edgeflow::Correlation`` node a standard-op body (in place); returns the attribute sets."""
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    nodes = correlation_nodes(model)
+    sets: list[CorrelationAttrs] = []
+    for n in nodes:
+        a = node_attrs(n)
+        if a not in sets:
+            sets.append(a)
+    del model.functions[:]
+    if len(sets) > 1:
+        # One body per attribute set, told apart by IR-10 overload ids.
+        model.ir_version = max(model.ir_version, 10)
+    for i, a in enumerate(sets):
+        overload = f"set{i}" if len(sets) > 1 else None
+        model.functions.append(build_correlation_function(a, opset, formulation, overload))
+        if overload:
+            for n in nodes:
+                if node_attrs(n) == a:
+                    n.overload = overload
+    if nodes and not any(o.domain == ONNX_DOMAIN for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid(ONNX_DOMAIN, ONNX_DOMAIN_VERSION))
+    return sets
+
+
+def count_correlation_layers(module: torch.nn.Module) -> int:
+    return sum(1 for m in module.modules() if isinstance(m, Correlation))
+
+
+def _quiet_export(*args, **kwargs):
+    """torch's exporters print pages of deprecation and tracer warnings; users need none of them."""
+    sink = io.StringIO()
+    with warnings.catch_warnings(), redirect_stdout(sink), redirect_stderr(sink):
+        warnings.simplefilter("ignore")
+        try:
+            return torch.onnx.export(*args, **kwargs)
+        except Exception as err:  # surface the exporter's own message, once, on one line
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise EdgeflowError(f"ONNX export failed: {first}") from err
+
+
+def export_onnx(
+    module: torch.nn.Module,
+    example_inputs: tuple[torch.Tensor, ...],
+    path: str | Path,
+    input_names: list[str],
+    output_names: list[str],
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
+    opset: int = DEFAULT_OPSET,
+    exporter: str = "torchscript",
+    formulation: str = DEFAULT_FORMULATION,
+    expected_correlations: int | None = None,
+) -> ExportResult:
+    """Export ``module`` to ``path``; correlation layers become ``edgeflow::Correlation`` + body.
+
+    ``expected_correlations`` (default: the number of :class:`Correlation` modules) guards against
+    exporters that silently drop or decompose the op.
+    """
+    if exporter not in EXPORTERS:
+        raise EdgeflowError(f"unknown exporter {exporter!r}; use one of {', '.join(EXPORTERS)}")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    if expected_correlations is None:
+        expected_correlations = count_correlation_layers(module)
+    with torch.no_grad():
+        if exporter == "torchscript":
+            _quiet_export(
+                module,
+                example_inputs,
+                str(path),
+                dynamo=False,
+                opset_version=opset,
+                input_names=input_names,
+                output_names=output_names,
+                dynamic_axes=dynamic_axes,
+                custom_opsets={ONNX_DOMAIN: ONNX_DOMAIN_VERSION},
+                do_constant_folding=True,
+                # Inlining traces the op's eager body into a subgraph that breaks the peephole
+                # pass; we only want the symbolic node anyway.
+                autograd_inlining=False,
+            )
+        else:
+            program = _quiet_export(
+                module, example_inputs, dynamo=True, opset_version=opset, input_names=input_names,
+                output_names=output_names, dynamic_axes=dynamic_axes, external_data=False,
+            )
+            program.save(str(path))
+    model = onnx.load(str(path))
+    found = len(correlation_nodes(model))
+    if found != expected_correlations:
+        raise EdgeflowError(
+            f"the {exporter} exporter produced {found} edgeflow::Correlation node(s) but the model has "
+            f"{expected_correlations} correlation layer(s): the op was dropped or decomposed; "
+            f"re-run with --exporter torchscript"
+        )
+    sets = attach_correlation_functions(model, formulation)
+    onnx.save(model, str(path))
+    return ExportResult(path, opset, exporter, [a.as_onnx_attributes() for a in sets], found)

@@ -1,0 +1,127 @@
+"""Standard-op ONNX function bodies for ``edgeflow::Correlation``.
+
+The exported graph keeps one ``Correlation`` node (so TensorRT can bind our plugin to it) and the
+model carries a *model-local function* of the same name whose body uses only standard ONNX ops, so
+plain onnxruntime, or any ONNX runtime, executes it with no edgeflow code loaded.
+
+A function body is fixed: the number of displacements is structure, not a value. So there is one
+function per attribute set. When a model uses a single set (every zoo model does) the function is
+``edgeflow::Correlation``; when it uses several, each gets an IR-10 ``overload`` id and its nodes
+point at it. The body never depends on H or W (negative slice ends), so dynamic spatial axes work.
+
+Formulations (benchmarks/bench_correlation_onnx.py measures them; docs/correlation.md quotes it):
+  ``slice_mean``  per displacement: Slice(f2) -> Mul(f1) -> ReduceMean(channels); Concat.   (default)
+  ``slice_stack`` per displacement: Slice -> Mul -> Unsqueeze; one Concat, one ReduceMean.
+"""
+
+from __future__ import annotations
+
+from onnx import FunctionProto, helper, TensorProto
+
+from converters.ops.attrs import CorrelationAttrs
+from converters.ops.correlation import ONNX_DOMAIN, ONNX_OP
+
+FORMULATIONS = ("slice_mean", "slice_stack")
+DEFAULT_FORMULATION = "slice_mean"
+_INT64_MAX = 2**63 - 1
+ATTRIBUTE_NAMES = ["max_displacement", "kernel_size", "stride1", "stride2", "pad_size", "normalize"]
+
+
+class _Body:
+    """Accumulates nodes of a function body with unique value names."""
+
+    def __init__(self, opset: int):
+        self.opset = opset
+        self.nodes = []
+        self._n = 0
+
+    def name(self, stem: str) -> str:
+        self._n += 1
+        return f"{stem}_{self._n}"
+
+    def const(self, values, stem="c") -> str:
+        out = self.name(stem)
+        tensor = helper.make_tensor(out, TensorProto.INT64, [len(values)], [int(v) for v in values])
+        self.nodes.append(helper.make_node("Constant", [], [out], value=tensor))
+        return out
+
+    def op(self, op_type: str, inputs, stem=None, **attrs) -> str:
+        out = self.name(stem or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, list(inputs), [out], **attrs))
+        return out
+
+    def reduce(self, op_type: str, x: str, axes: list[int], keepdims: int) -> str:
+        if self.opset >= 18:
+            return self.op(op_type, [x, self.const(axes, "axes")], keepdims=keepdims)
+        return self.op(op_type, [x], axes=axes, keepdims=keepdims)
+
+    def unsqueeze(self, x: str, axes: list[int]) -> str:
+        if self.opset >= 13:
+            return self.op("Unsqueeze", [x, self.const(axes, "axes")])
+        return self.op("Unsqueeze", [x], axes=axes)
+
+
+
+def build_correlation_function(
+    attrs: CorrelationAttrs,
+    opset: int,
+    formulation: str = DEFAULT_FORMULATION,
+    overload: str | None = None,
+) -> FunctionProto:
+    """A FunctionProto ``edgeflow::Correlation`` computing ``attrs`` from standard ops."""
+    if formulation not in FORMULATIONS:
+        raise ValueError(f"unknown correlation formulation {formulation!r}; choose one of {FORMULATIONS}")
+    a = attrs
+    body = _Body(opset)
+    p, md, k, s1 = a.pad_size, a.max_displacement, a.kernel_size, a.stride1
+    f1, f2 = "f1", "f2"
+    if p > 0:
+        pads = body.const([0, 0, p, p, 0, 0, p, p], "pads")
+        f1 = body.op("Pad", [f1, pads], "pad1", mode="constant")
+        f2 = body.op("Pad", [f2, pads], "pad2", mode="constant")
+    axes = body.const([2, 3], "hw")
+
+    def window(x, dy, dx):
+        # Rows [md + dy, Hp - md + dy): Hp - 2*md rows, which covers every output window.
+        ends = [-(md - d) if md - d > 0 else _INT64_MAX for d in (dy, dx)]
+        return body.op("Slice", [x, body.const([md + dy, md + dx], "starts"), body.const(ends, "ends"), axes], "win")
+
+    region1 = window(f1, 0, 0)
+    reduce_op = "ReduceMean" if a.normalize else "ReduceSum"
+    planes = []
+    for dy, dx in a.displacements():
+        prod = body.op("Mul", [region1, window(f2, dy, dx)], "prod")
+        if formulation == "slice_mean":
+            planes.append(body.reduce(reduce_op, prod, [1], keepdims=1))
+        else:
+            planes.append(body.unsqueeze(prod, [1]))
+    if formulation == "slice_mean":
+        cost = body.op("Concat", planes, "cost", axis=1)
+    else:
+        stacked = body.op("Concat", planes, "stacked", axis=1)
+        cost = body.reduce(reduce_op, stacked, [2], keepdims=0)
+    if k > 1 or s1 > 1:
+        # Window sum over k x k (kernel centres every s1 pixels). AveragePool divides by k*k,
+        # which is exactly the spec's normalization; without normalize we undo it.
+        cost = body.op("AveragePool", [cost], "pool", kernel_shape=[k, k], strides=[s1, s1])
+        if not a.normalize and k > 1:
+            scale = body.name("kk")
+            body.nodes.append(
+                helper.make_node("Constant", [], [scale], value=helper.make_tensor(scale, TensorProto.FLOAT, [], [float(k * k)]))
+            )
+            cost = body.op("Mul", [cost, scale], "scaled")
+    # The function output is always named "out"; fp16 graphs need the Mul constant in fp16 too,
+    # so normalize=False with k>1 is only supported for fp32 graphs.
+    body.nodes.append(helper.make_node("Identity", [cost], ["out"]))
+    fn = helper.make_function(
+        ONNX_DOMAIN,
+        ONNX_OP,
+        ["f1", "f2"],
+        ["out"],
+        body.nodes,
+        [helper.make_opsetid("", opset)],
+        attributes=ATTRIBUTE_NAMES,
+    )
+    if overload:
+        fn.overload = overload
+    return fn
