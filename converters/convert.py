@@ -1,0 +1,243 @@
+"""``edgeflow convert``: load -> [prune] -> export -> [quantize] -> validate -> artifact.
+
+Each stage is a small function with explicit inputs and outputs; :class:`ConvertJob` only orders
+them, shows progress, and writes the artifact. Nothing is marked valid until parity against the
+PyTorch model has passed: a failed check still writes the directory (for inspection) but with
+``valid: false``, which the runtime refuses, and convert exits non-zero.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import edgeflow
+from converters.export import DEFAULT_OPSET, export_onnx
+from converters.ops.onnx_function import DEFAULT_FORMULATION
+from converters.progress import Steps
+from converters.validate import ParityResult, check_parity, real_frame_pairs
+from edgeflow.artifact import ArtifactWriter
+from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
+from edgeflow.errors import EdgeflowError
+
+INPUT_NAMES = ["frame1", "frame2"]
+OUTPUT_NAMES = ["flow"]
+
+
+@dataclass
+class ConvertOptions:
+    model: str
+    out: Path | None = None
+    height: int = 240
+    width: int = 320
+    opset: int = DEFAULT_OPSET
+    exporter: str = "torchscript"
+    formulation: str = DEFAULT_FORMULATION
+    trust_pickle: bool = False
+    split: bool = True  # also export encoder.onnx / decoder.onnx for feature caching
+    parity_pairs: int = 3
+    tol_epe: float = 1e-2
+    tol_max_abs: float = 0.5
+    latency_iterations: int = 10
+    pad_multiple: int | None = None  # for models that do not declare one
+    quiet: bool = False
+
+
+@dataclass
+class ConvertResult:
+    out: Path
+    valid: bool
+    manifest: dict
+    report: dict
+    parity: dict = field(default_factory=dict)
+
+
+def _tool_versions(opset: int) -> dict:
+    import onnx
+    import onnxruntime
+
+    return {
+        "edgeflow": edgeflow.__version__,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "python": platform.python_version(),
+        "opset": opset,
+    }
+
+
+def _tensor_specs(onnx_path: Path, inputs: bool) -> list[dict]:
+    runner = OnnxRuntimeRunner(SessionLoader(onnx_path, threads=1, optimization="none"))
+    specs = runner.inputs if inputs else runner.outputs
+    return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
+
+
+def measure_latency(onnx_path: Path, pairs, pad_multiple: int, iterations: int, threads: int | None = None) -> dict:
+    """ORT CPU latency of one ``session.run`` at the artifact's resolution (after 2 warm-ups)."""
+    from edgeflow.preprocess import plan_geometry
+
+    runner = OnnxRuntimeRunner(SessionLoader(onnx_path, threads=threads))
+    f1, f2 = pairs[0]
+    geo = plan_geometry(f1.shape[:2], runner.inputs[0].shape, pad_multiple)
+    feed = {runner.input_names[0]: geo.to_network(f1), runner.input_names[1]: geo.to_network(f2)}
+    for _ in range(2):
+        runner.infer(feed)
+    times = []
+    for _ in range(max(iterations, 1)):
+        t0 = time.perf_counter()
+        runner.infer(feed)
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+    return {"backend": "onnxruntime-cpu", "median_ms": statistics.median(times), "p95_ms": p95, "iterations": len(times),
+            "resolution": [int(f1.shape[1]), int(f1.shape[0])], "cpu": platform.processor() or platform.machine()}
+
+
+class _DecoderInputs(torch.nn.Module):
+    """Flattens ``decoder(feats1, feats2)`` to positional tensors so it exports as one graph."""
+
+    def __init__(self, decoder: torch.nn.Module, levels: int):
+        super().__init__()
+        self.decoder = decoder
+        self.levels = levels
+
+    def forward(self, *feats):
+        return self.decoder(list(feats[: self.levels]), list(feats[self.levels :]))
+
+
+class _EncoderOutputs(torch.nn.Module):
+    def __init__(self, encoder: torch.nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, frame):
+        return tuple(self.encoder(frame))
+
+
+def _dynamic(names, dims=(2, 3)) -> dict:
+    return {n: {d: f"{n}_{'h' if d == 2 else 'w'}" for d in dims} for n in names}
+
+
+def export_graphs(module, pad_multiple: int, opts: ConvertOptions, writer: ArtifactWriter) -> dict:
+    """Export model.onnx (and encoder/decoder when the model is split) into the staging dir."""
+    h = -(-opts.height // pad_multiple) * pad_multiple
+    w = -(-opts.width // pad_multiple) * pad_multiple
+    x = torch.rand(1, 3, h, w) * 255
+    dyn = {"frame1": {2: "height", 3: "width"}, "frame2": {2: "height", 3: "width"}, "flow": {2: "height", 3: "width"}}
+    main = export_onnx(module, (x, x.clone()), writer.path("model.onnx"), INPUT_NAMES, OUTPUT_NAMES, dyn,
+                       opset=opts.opset, exporter=opts.exporter, formulation=opts.formulation)
+    writer.add("model.onnx", "model")
+    info = {"correlation": main.correlation, "correlation_nodes": main.correlation_nodes, "split": False}
+    encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
+    if opts.split and isinstance(encoder, torch.nn.Module) and isinstance(decoder, torch.nn.Module):
+        with torch.no_grad():
+            feats = list(encoder(x))
+        levels = len(feats)
+        enc_out = [f"feat_{i}" for i in range(levels)]
+        export_onnx(_EncoderOutputs(encoder), (x,), writer.path("encoder.onnx"), ["frame"], enc_out,
+                    {"frame": {2: "height", 3: "width"}, **_dynamic(enc_out)}, opset=opts.opset,
+                    exporter=opts.exporter, formulation=opts.formulation, expected_correlations=0)
+        dec_in = [f"feat1_{i}" for i in range(levels)] + [f"feat2_{i}" for i in range(levels)]
+        export_onnx(_DecoderInputs(decoder, levels), tuple(feats + [f.clone() for f in feats]), writer.path("decoder.onnx"),
+                    dec_in, OUTPUT_NAMES, {**_dynamic(dec_in), "flow": {2: "height", 3: "width"}}, opset=opts.opset,
+                    exporter=opts.exporter, formulation=opts.formulation)
+        writer.add("encoder.onnx", "encoder")
+        writer.add("decoder.onnx", "decoder")
+        info["split"] = True
+        info["feature_levels"] = levels
+    return info
+
+
+def check_split_parity(module, writer: ArtifactWriter, pairs, pad_multiple: int, opts: ConvertOptions) -> ParityResult:
+    """encoder.onnx + decoder.onnx must reproduce the PyTorch model too (the runtime's cached path)."""
+    from converters.validate import compare_flows, torch_flow
+    from edgeflow.preprocess import plan_geometry
+
+    enc = OnnxRuntimeRunner(SessionLoader(writer.path("encoder.onnx")))
+    dec = OnnxRuntimeRunner(SessionLoader(writer.path("decoder.onnx")))
+    ref, got = [], []
+    for f1, f2 in pairs:
+        geo = plan_geometry(f1.shape[:2], (1, 3, None, None), pad_multiple)
+        e1 = enc.infer({"frame": geo.to_network(f1)})
+        e2 = enc.infer({"frame": geo.to_network(f2)})
+        feed = {}
+        for name in dec.input_names:
+            side, idx = name.split("_")
+            feed[name] = (e1 if side == "feat1" else e2)[f"feat_{idx}"]
+        got.append(geo.to_frame(dec.infer(feed)["flow"]))
+        ref.append(torch_flow(module, f1, f2, pad_multiple))
+    return compare_flows(ref, got, opts.tol_epe, opts.tol_max_abs)
+
+
+class ConvertJob:
+    """Runs the stages in order and writes the artifact."""
+
+    def __init__(self, opts: ConvertOptions):
+        self.opts = opts
+
+    def run(self) -> ConvertResult:
+        from converters.load import load_model
+
+        opts = self.opts
+        torch.manual_seed(0)
+        steps = Steps(5, quiet=opts.quiet)
+        with steps.step(f"Loading {opts.model}"):
+            loaded = load_model(opts.model, trust_pickle=opts.trust_pickle)
+            module = loaded.module.eval()
+            pad_multiple = int(opts.pad_multiple or getattr(module, "pad_multiple", 0) or 64)
+            steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
+        name = loaded.arch or Path(str(opts.model)).stem
+        out = Path(opts.out) if opts.out else Path(f"{name}-fp32")
+        with ArtifactWriter(out) as writer:
+            with steps.step("Exporting ONNX"):
+                graphs = export_graphs(module, pad_multiple, opts, writer)
+                steps.note(f"{graphs['correlation_nodes']} Correlation node(s)" + (", encoder/decoder split" if graphs["split"] else ""))
+            with steps.step("Checking parity against PyTorch on real frames"):
+                pairs = real_frame_pairs(opts.height, opts.width, opts.parity_pairs)
+                results = {"model": check_parity(module, writer.path("model.onnx"), pairs, pad_multiple, opts.tol_epe, opts.tol_max_abs)}
+                if graphs["split"]:
+                    results["encoder_decoder"] = check_split_parity(module, writer, pairs, pad_multiple, opts)
+                parity_info = {k: r.as_dict() for k, r in results.items()}
+                failed = [f"{k}: {r.summary()}" for k, r in results.items() if not r.passed]
+                valid = not failed
+                parity = results["model"]
+                steps.note(parity.summary())
+            with steps.step("Measuring ORT CPU latency"):
+                latency = measure_latency(writer.path("model.onnx"), pairs, pad_multiple, opts.latency_iterations)
+                steps.note(f"median {latency['median_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms")
+            with steps.step(f"Writing artifact {out}"):
+                manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
+                report = {"variants": [{"name": "fp32", "precision": "fp32", "latency": latency, "parity": parity_info["model"]}]}
+                reason = None if valid else "parity check failed: " + "; ".join(failed)
+                writer.commit(manifest, report, valid=valid, invalid_reason=reason)
+        if not valid:
+            raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.tol_epe} px, max {opts.tol_max_abs} px)")
+        return ConvertResult(out, valid, manifest, report, parity_info)
+
+    def _manifest(self, loaded, name, graphs, pad_multiple, writer, parity_info) -> dict:
+        module = loaded.module
+        config = loaded.config if loaded.config is not None else (module.config_dict() if hasattr(module, "config_dict") else None)
+        return {
+            "model": {"name": name, "arch": loaded.arch, "config": config},
+            "inputs": _tensor_specs(writer.path("model.onnx"), True),
+            "outputs": _tensor_specs(writer.path("model.onnx"), False),
+            "preprocessing": {"color_order": "RGB", "layout": "NCHW", "dtype": "float32", "input_range": [0, 255],
+                              "pad_multiple": pad_multiple, "pad_mode": "edge"},
+            "postprocessing": {"flow_units": "pixels", "convention": "frame1 (x, y) -> (x + u, y + v)"},
+            "precision": "fp32",
+            "resolution": [self.opts.width, self.opts.height],
+            "correlation": graphs["correlation"],
+            "correlation_formulation": self.opts.formulation,
+            "split": {"encoder": "encoder.onnx", "decoder": "decoder.onnx", "levels": graphs.get("feature_levels")} if graphs["split"] else None,
+            "plugins": [{"name": "Correlation", "namespace": "edgeflow", "version": "1"}] if graphs["correlation_nodes"] else [],
+            "source": {"kind": loaded.kind, "path": str(loaded.source_path) if loaded.source_path else None, "sha256": loaded.sha256},
+            "tools": _tool_versions(self.opts.opset),
+            "tensorrt": None,
+            "parity": parity_info,
+        }

@@ -1,0 +1,120 @@
+"""``edgeflow.load(DIR).infer(frame1, frame2)``: the smallest useful runtime API.
+
+A :class:`FlowModel` owns an opened artifact and its runner(s). When the artifact was exported
+split into ``encoder`` and ``decoder`` graphs, :meth:`encode` / :meth:`decode` let a stream compute
+each frame's features once and reuse them for the next pair (see :mod:`edgeflow.stream`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgeflow.artifact import Artifact
+from edgeflow.backends import create_runner
+from edgeflow.errors import ArtifactError, InputError
+from edgeflow.preprocess import Geometry, check_frame, plan_geometry
+
+DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "pwc-lite"
+
+
+def default_artifact_path() -> Path:
+    if not (DEFAULT_ARTIFACT / "manifest.json").is_file():
+        raise ArtifactError(
+            f"the bundled default model is missing ({DEFAULT_ARTIFACT}); reinstall edgeflow or pass an artifact directory"
+        )
+    return DEFAULT_ARTIFACT
+
+
+class Features:
+    """One frame's encoder outputs, opaque to callers; valid for frames of one geometry."""
+
+    __slots__ = ("tensors", "geometry")
+
+    def __init__(self, tensors: list[np.ndarray], geometry: Geometry):
+        self.tensors = tensors
+        self.geometry = geometry
+
+
+class FlowModel:
+    def __init__(self, artifact: Artifact, backend: str = "auto", threads: int | None = None, split: bool | None = None):
+        self.artifact = artifact
+        self.runner = create_runner(artifact, "model", backend, threads)
+        pre = artifact.preprocessing
+        self.pad_multiple = int(pre.get("pad_multiple", 1))
+        self._inputs = self.runner.input_names
+        if len(self._inputs) != 2:
+            raise ArtifactError(f"{artifact.root}: a flow model needs two inputs, the graph has {self._inputs}")
+        self.encoder = self.decoder = None
+        can_split = artifact.has("encoder") and artifact.has("decoder")
+        if split or (split is None and can_split):
+            if not can_split:
+                raise ArtifactError(f"{artifact.root} has no encoder/decoder graphs; re-run `edgeflow convert` (it exports them)")
+            self.encoder = create_runner(artifact, "encoder", backend, threads)
+            self.decoder = create_runner(artifact, "decoder", backend, threads)
+        self._geometry: Geometry | None = None
+
+    @classmethod
+    def load(cls, path=None, backend: str = "auto", threads: int | None = None, verify: bool = True, split: bool | None = None):
+        artifact = Artifact.open(default_artifact_path() if path is None else path, verify=verify)
+        return cls(artifact, backend=backend, threads=threads, split=split)
+
+    @property
+    def name(self) -> str:
+        return self.artifact.name
+
+    @property
+    def can_cache_features(self) -> bool:
+        return self.encoder is not None
+
+    def geometry(self, frame: np.ndarray) -> Geometry:
+        hw = frame.shape[:2]
+        if self._geometry is None or self._geometry.frame_hw != hw:
+            self._geometry = plan_geometry(hw, self.runner.inputs[0].shape, self.pad_multiple)
+        return self._geometry
+
+    # -- whole-pair inference ------------------------------------------------------------------------
+    def infer(self, frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
+        """Two HxWx3 uint8 RGB frames -> HxWx2 float32 flow (u, v) in pixels."""
+        check_frame(frame1, "frame1")
+        check_frame(frame2, "frame2")
+        if frame1.shape != frame2.shape:
+            raise InputError(f"frame1 and frame2 differ in size: {frame1.shape} vs {frame2.shape}")
+        geo = self.geometry(frame1)
+        out = self.runner.infer({self._inputs[0]: geo.to_network(frame1), self._inputs[1]: geo.to_network(frame2)})
+        return geo.to_frame(out[self.runner.output_names[0]])
+
+    # -- split inference (feature caching) ---------------------------------------------------------
+    def encode(self, frame: np.ndarray) -> Features:
+        if self.encoder is None:
+            raise ArtifactError(f"{self.artifact.root} has no encoder graph; feature caching needs `edgeflow convert` >= 0.1")
+        check_frame(frame)
+        geo = self.geometry(frame)
+        out = self.encoder.infer({self.encoder.input_names[0]: geo.to_network(frame)})
+        return Features([out[n] for n in self.encoder.output_names], geo)
+
+    def decode(self, feats1: Features, feats2: Features) -> np.ndarray:
+        if feats1.geometry != feats2.geometry:
+            raise InputError("the two frames' features come from frames of different sizes")
+        names = self.decoder.input_names
+        values = feats1.tensors + feats2.tensors
+        if len(names) != len(values):
+            raise ArtifactError(f"{self.artifact.root}: decoder expects {len(names)} inputs, encoder gave {len(values)}")
+        out = self.decoder.infer(dict(zip(names, values)))
+        return feats1.geometry.to_frame(out[self.decoder.output_names[0]])
+
+    def close(self) -> None:
+        for r in (self.runner, self.encoder, self.decoder):
+            if r is not None:
+                r.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    def __repr__(self) -> str:
+        return f"FlowModel({self.name!r}, {self.artifact.precision}, backend={self.runner.backend}, split={self.can_cache_features})"

@@ -1,0 +1,88 @@
+"""Frames in, tensors out, and back: the only place frame geometry is decided.
+
+The artifact's manifest says how the network wants its input: RGB, NCHW float32 in 0..255, spatial
+size a multiple of ``pad_multiple``. Dynamic-shape graphs get frames padded (edge replicate) to
+that multiple and the flow cropped back; static-shape graphs (TensorRT engines are usually built
+for one size) get frames resized and the flow resized and rescaled to the frame's pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeflow.errors import InputError
+
+
+def check_frame(frame, name: str = "frame") -> np.ndarray:
+    if not isinstance(frame, np.ndarray):
+        raise InputError(f"{name} must be a numpy array (HxWx3 uint8 RGB), got {type(frame).__name__}")
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise InputError(f"{name} must be HxWx3 RGB, got shape {frame.shape}")
+    if frame.dtype != np.uint8:
+        raise InputError(f"{name} must be uint8 (0..255), got {frame.dtype}; convert with frame.astype(np.uint8)")
+    if frame.shape[0] < 8 or frame.shape[1] < 8:
+        raise InputError(f"{name} is too small ({frame.shape[1]}x{frame.shape[0]}); need at least 8x8 pixels")
+    return frame
+
+
+def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Half-pixel-centre bilinear resize of an HxWxC array (as OpenCV INTER_LINEAR), numpy only."""
+    h, w = image.shape[:2]
+    if (h, w) == (height, width):
+        return image
+    ys = np.clip((np.arange(height) + 0.5) * (h / height) - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(width) + 0.5) * (w / width) - 0.5, 0, w - 1)
+    y0 = np.floor(ys).astype(np.int64)
+    x0 = np.floor(xs).astype(np.int64)
+    y1 = np.minimum(y0 + 1, h - 1)
+    x1 = np.minimum(x0 + 1, w - 1)
+    wy = (ys - y0)[:, None, None]
+    wx = (xs - x0)[None, :, None]
+    img = image.astype(np.float32)
+    top = img[y0][:, x0] * (1 - wx) + img[y0][:, x1] * wx
+    bottom = img[y1][:, x0] * (1 - wx) + img[y1][:, x1] * wx
+    return top * (1 - wy) + bottom * wy
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How one frame size maps onto the network input and back."""
+
+    frame_hw: tuple[int, int]
+    net_hw: tuple[int, int]
+    mode: str  # "pad" or "resize"
+
+    def to_network(self, frame: np.ndarray) -> np.ndarray:
+        """HxWx3 uint8 -> 1x3xH'xW' float32 (0..255)."""
+        h, w = self.frame_hw
+        if self.mode == "pad":
+            nh, nw = self.net_hw
+            x = frame if (nh, nw) == (h, w) else np.pad(frame, ((0, nh - h), (0, nw - w), (0, 0)), mode="edge")
+            x = x.astype(np.float32)
+        else:
+            x = resize_bilinear(frame, *self.net_hw)
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+
+    def to_frame(self, flow_nchw: np.ndarray) -> np.ndarray:
+        """1x2xH'xW' network flow -> HxWx2 float32 in frame pixels."""
+        h, w = self.frame_hw
+        flow = flow_nchw[0].transpose(1, 2, 0)
+        if self.mode == "pad":
+            return np.ascontiguousarray(flow[:h, :w], dtype=np.float32)
+        nh, nw = self.net_hw
+        flow = resize_bilinear(flow.astype(np.float32), h, w)
+        flow[..., 0] *= w / nw
+        flow[..., 1] *= h / nh
+        return flow.astype(np.float32)
+
+
+def plan_geometry(frame_hw: tuple[int, int], input_shape: tuple, pad_multiple: int) -> Geometry:
+    """Pad for dynamic-shape graphs, resize for static ones."""
+    h, w = frame_hw
+    nh, nw = input_shape[2], input_shape[3]
+    if isinstance(nh, int) and isinstance(nw, int) and nh > 0 and nw > 0:
+        return Geometry(frame_hw, (nh, nw), "pad" if (nh - h) in range(pad_multiple) and (nw - w) in range(pad_multiple) else "resize")
+    m = max(int(pad_multiple), 1)
+    return Geometry(frame_hw, (-(-h // m) * m, -(-w // m) * m), "pad")
