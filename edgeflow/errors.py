@@ -16,3 +16,11 @@ class ArtifactError(EdgeflowError):
 
 class InputError(EdgeflowError):
     """A frame, file or argument does not have the expected shape, type or content."""
+
+
+class SourceError(EdgeflowError):
+    """A frame source cannot be opened or read: unknown URI, missing file, absent camera."""
+
+
+class SourceTimeout(SourceError):
+    """``Source.read(timeout=...)`` got no frame in time; the source is still open, read again."""

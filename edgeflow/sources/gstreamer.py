@@ -1,0 +1,23 @@
+"""Stub (being implemented): CSISource."""
+
+from edgeflow.errors import SourceError
+from edgeflow.sources.base import Source
+
+
+class CSISource(Source):
+    is_live = True
+    OPTIONS = {"width": int, "height": int, "fps": float, }
+
+    def __init__(self, location, *, uri, **options):
+        super().__init__(uri)
+        self.location = location
+        self.options = options
+
+    def _open(self):
+        raise SourceError(f"{self.uri}: CSISource is not implemented yet")
+
+    def _read(self, timeout):
+        return None
+
+    def _close(self):
+        pass
