@@ -1,0 +1,354 @@
+"""Load a model from whatever the user has: a zoo name or a file, identified by its content.
+
+Accepted inputs (``LoadedModel.kind``):
+
+* ``zoo``         a zoo name ("pwc", "pwc-lite", "flownetc-s"), bundled weights when present;
+* ``checkpoint``  an edgeflow checkpoint ``{"arch", "config", "state_dict", ...}`` (see
+                  :func:`save_checkpoint`), read with ``torch.load(weights_only=True)``;
+* ``torchscript`` a ``torch.jit.save`` archive (zip holding ``constants.pkl`` and ``code/``);
+* ``export``      a ``torch.export.save`` program (``.pt2`` zip with ``archive_format`` = pt2);
+* ``pickle``      a pickled whole ``nn.Module`` (``torch.save(model)``), ONLY with
+                  ``trust_pickle=True``.
+
+Why the pickle rule: unpickling runs code chosen by whoever wrote the file. Every other path
+here either reads no pickles (torch.export, TorchScript) or uses torch's restricted
+``weights_only`` unpickler, which refuses unknown globals *before* calling anything; a file that
+needs more than that is refused unless the user says they trust it.
+
+Extensions are not trusted: a ``.pt`` can be any of the file kinds above, so we look inside.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import pickle
+import tempfile
+import warnings
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from converters.zoo.base import FlowModel
+from converters.zoo.registry import ARCHS, MODELS, build_model, config_from, get_model
+from edgeflow.errors import EdgeflowError
+
+CHECKPOINT_FORMAT = "edgeflow-checkpoint"
+CHECKPOINT_VERSION = 1
+#: Name of the JSON record of arch/config stored inside TorchScript and torch.export archives.
+METADATA_FILE = "edgeflow.json"
+#: First object of a legacy (non-zip) torch.save file.
+_LEGACY_TORCH_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A loaded model (in eval mode) and where it came from, for the artifact manifest."""
+
+    module: nn.Module
+    kind: str  # zoo | checkpoint | torchscript | export | pickle
+    source_path: str | None  # the file read; None for a zoo model without bundled weights
+    sha256: str | None  # of source_path
+    arch: str | None  # "pwc" / "flownetc"; None when the file does not say
+    config: dict | None  # JSON-ready config of arch
+    name: str | None = None  # zoo name when loaded by name
+    warning: str | None = None  # e.g. "randomly initialised"; the CLI should show it
+
+    @property
+    def pad_multiple(self) -> int | None:
+        """Total stride: input H, W must be multiples of it (None when unknown)."""
+        value = getattr(self.module, "pad_multiple", None)
+        if isinstance(value, int):
+            return value
+        if self.arch in ARCHS and self.config is not None:
+            return config_from(self.arch, self.config).pad_multiple
+        return None
+
+
+def load_model(spec: str | os.PathLike, trust_pickle: bool = False) -> LoadedModel:
+    """Load ``spec`` (a zoo name or a model file); raises EdgeflowError with one actionable line."""
+    text = os.fspath(spec)
+    if text in MODELS:  # a zoo name wins; write ./pwc to mean a file called "pwc"
+        return _load_zoo(text)
+    path = Path(text).expanduser()
+    if not path.exists():
+        if os.sep in text or "." in text:
+            raise EdgeflowError(f"model file not found: {text}")
+        raise EdgeflowError(f"unknown model {text!r}: not a file, and the zoo has only {', '.join(MODELS)}")
+    if path.is_dir():
+        raise EdgeflowError(f"{text} is a directory; pass a model file (.pt, .pt2) or a zoo name")
+    kind = detect_kind(path)
+    if kind == "torchscript":
+        return _load_torchscript(path)
+    if kind == "export":
+        return _load_export(path)
+    return _load_torch_save(path, trust_pickle)
+
+
+def detect_kind(path: Path) -> str:
+    """"torchscript", "export" or "torch_save" (a torch.save / pickle file), by content."""
+    if not zipfile.is_zipfile(path):
+        return "torch_save"
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+            archive_format = [n for n in names if n.split("/", 1)[-1] == "archive_format"]
+            if archive_format and archive.read(archive_format[0]).strip() == b"pt2":
+                return "export"
+    except (zipfile.BadZipFile, OSError) as err:
+        raise EdgeflowError(f"cannot read {path}: {err}") from None
+    inner = {name.split("/", 1)[-1] for name in names if "/" in name}
+    if "constants.pkl" in inner and any(name.startswith("code/") for name in inner):
+        return "torchscript"
+    if any(name.startswith("models/") and name.endswith(".json") for name in inner):
+        return "export"
+    return "torch_save"
+
+
+def save_checkpoint(model: nn.Module, path, arch: str | None = None, config=None, extra: dict | None = None) -> Path:
+    """Write an edgeflow checkpoint that :func:`load_model` reads back without unpickling code.
+
+    ``arch``/``config`` default to the zoo model's own; ``extra`` (plain data: numbers, strings,
+    lists, dicts, tensors) is stored as-is, e.g. training step or metrics. The write is atomic.
+    """
+    arch = arch or getattr(model, "arch", None)
+    if not arch:
+        raise EdgeflowError("save_checkpoint needs arch= for a model that is not from the zoo")
+    if config is None:
+        config = getattr(model, "config", None)
+    config_object = config_from(arch, config)
+    family = MODELS[arch].arch if arch in MODELS else arch
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "format_version": CHECKPOINT_VERSION,
+        "arch": family,
+        "config": _plain_config(config_object),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def sha256_file(path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _load_zoo(name: str) -> LoadedModel:
+    entry = MODELS[name]
+    weights = entry.weights
+    if weights is not None:
+        loaded = _load_torch_save(weights, trust_pickle=False)
+        if loaded.arch != entry.arch:
+            raise EdgeflowError(f"bundled weights {weights} hold arch {loaded.arch!r}, not {entry.arch!r}; reinstall edgeflow")
+        loaded.module.pretrained = True
+        loaded.module.zoo_name = name
+        return dataclasses.replace(loaded, kind="zoo", name=name)
+    model = get_model(name, pretrained=False).eval()
+    warning = f"no bundled weights for {name!r}: the model is randomly initialised and its flow is meaningless"
+    return LoadedModel(model, "zoo", None, None, entry.arch, model.config_dict(), name=name, warning=warning)
+
+
+class _GlobalsRefused(pickle.UnpicklingError):
+    """Raised by :class:`_NoGlobalsUnpickler` where a pickle would import (and maybe call) code."""
+
+
+class _NoGlobalsUnpickler(pickle.Unpickler):
+    """Reads only plain data: any import of a class or function stops it before it happens."""
+
+    def find_class(self, module, name):
+        raise _GlobalsRefused(f"{module}.{name}")
+
+
+def _load_torch_save(path: Path, trust_pickle: bool) -> LoadedModel:
+    """A torch.save zip, a legacy torch.save stream, or a plain pickle."""
+    if not zipfile.is_zipfile(path):
+        # Peek at the first pickle without importing anything: a legacy torch.save file starts
+        # with a magic number; anything else is a plain pickle (or not a model file at all).
+        try:
+            with open(path, "rb") as handle:
+                first = _NoGlobalsUnpickler(handle).load()
+        except _GlobalsRefused:
+            first = None
+        except Exception:
+            raise EdgeflowError(f"{path} is not a PyTorch model file (not a zip archive, not a pickle)") from None
+        if first != _LEGACY_TORCH_MAGIC:
+            if not trust_pickle:
+                raise EdgeflowError(_refusal(path))
+            return _load_trusted_pickle(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        if "global" not in str(err).lower():
+            raise EdgeflowError(f"cannot read {path}: {_weights_only_reason(err)}") from None
+        # The restricted unpickler met a global it will not import: arbitrary Python objects.
+        if not trust_pickle:
+            raise EdgeflowError(_refusal(path)) from None
+        return _load_trusted_pickle(path)
+    except Exception as err:  # truncated zip, corrupt records, ...
+        raise EdgeflowError(f"cannot read {path} as a PyTorch file: {_first_line(err)}") from None
+    return _from_checkpoint(obj, path)
+
+
+def _refusal(path: Path) -> str:
+    return (
+        f"refusing to unpickle {path}: it holds Python objects, and unpickling can execute arbitrary "
+        "code; re-save it as an edgeflow checkpoint (converters.load.save_checkpoint) or pass "
+        "--trust-pickle if you trust the file"
+    )
+
+
+def _weights_only_reason(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    for index, line in enumerate(lines):
+        if "WeightsUnpickler error" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[index + 1] if index + 1 < len(lines) else line)
+    return lines[0] if lines else type(err).__name__
+
+
+def _from_checkpoint(obj, path: Path) -> LoadedModel:
+    if not isinstance(obj, dict):
+        raise EdgeflowError(f"{path} holds a {type(obj).__name__}, not a model; save it with converters.load.save_checkpoint")
+    if "state_dict" not in obj or "arch" not in obj:
+        if obj and all(isinstance(value, torch.Tensor) for value in obj.values()):
+            raise EdgeflowError(
+                f"{path} is a bare state_dict with no architecture; re-save it with "
+                "converters.load.save_checkpoint(model, path, arch, config)"
+            )
+        raise EdgeflowError(f"{path} is not an edgeflow checkpoint (needs keys 'arch', 'config', 'state_dict')")
+    arch, state_dict = obj["arch"], obj["state_dict"]
+    if not isinstance(arch, str) or (arch not in ARCHS and arch not in MODELS):
+        raise EdgeflowError(f"unknown arch {arch!r} in {path}; known: {', '.join(sorted(ARCHS))}")
+    try:
+        model = build_model(arch, obj.get("config"))
+    except EdgeflowError as err:
+        raise EdgeflowError(f"bad config in {path}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise EdgeflowError(f"bad config in {path}: {_first_line(err)}") from None
+    if not isinstance(state_dict, dict):
+        raise EdgeflowError(f"'state_dict' in {path} is a {type(state_dict).__name__}, not a dict of tensors")
+    _check_state_dict(model, state_dict, arch, path)
+    model.load_state_dict(state_dict)
+    model.eval()
+    model.pretrained = True
+    return LoadedModel(model, "checkpoint", str(path), sha256_file(path), model.arch, model.config_dict())
+
+
+def _check_state_dict(model: nn.Module, state_dict: dict, arch: str, path: Path) -> None:
+    """One readable line instead of load_state_dict's multi-line RuntimeError."""
+    expected = model.state_dict()
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    mismatched = [
+        f"{key} {tuple(state_dict[key].shape)} vs {tuple(value.shape)}"
+        for key, value in expected.items()
+        if key in state_dict and (not isinstance(state_dict[key], torch.Tensor) or state_dict[key].shape != value.shape)
+    ]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if items:
+            more = f" (+{len(items) - 2} more)" if len(items) > 2 else ""
+            problems.append(f"{len(items)} {label}: {', '.join(items[:2])}{more}")
+    if problems:
+        raise EdgeflowError(
+            f"state_dict in {path} does not fit arch {arch!r} with its config: {'; '.join(problems)}"
+        )
+
+
+def _load_trusted_pickle(path: Path) -> LoadedModel:
+    """The user vouched for the file: full unpickling (torch zip, legacy torch, or plain pickle)."""
+    try:
+        legacy_or_zip = zipfile.is_zipfile(path)
+        if not legacy_or_zip:
+            with open(path, "rb") as handle:
+                try:
+                    legacy_or_zip = _NoGlobalsUnpickler(handle).load() == _LEGACY_TORCH_MAGIC
+                except _GlobalsRefused:
+                    legacy_or_zip = False
+        if legacy_or_zip:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        else:
+            with open(path, "rb") as handle:
+                obj = pickle.load(handle)
+    except Exception as err:
+        raise EdgeflowError(f"cannot unpickle {path}: {_first_line(err)}") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        return _from_checkpoint(obj, path)
+    if not isinstance(obj, nn.Module):
+        raise EdgeflowError(f"{path} unpickles to a {type(obj).__name__}, not an nn.Module")
+    obj.eval()
+    arch = config = None
+    if isinstance(obj, FlowModel):
+        arch, config = obj.arch, obj.config_dict()
+    return LoadedModel(obj, "pickle", str(path), sha256_file(path), arch, config)
+
+
+def _load_torchscript(path: Path) -> LoadedModel:
+    extra = {METADATA_FILE: ""}
+    try:
+        with warnings.catch_warnings():  # torch.jit.load warns that TorchScript is deprecated
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
+    except Exception as err:
+        raise EdgeflowError(f"cannot load TorchScript archive {path}: {_first_line(err)}") from None
+    arch, config = _read_metadata(extra.get(METADATA_FILE))
+    return LoadedModel(module.eval(), "torchscript", str(path), sha256_file(path), arch, config)
+
+
+def _load_export(path: Path) -> LoadedModel:
+    extra = {METADATA_FILE: ""}
+    try:
+        program = torch.export.load(str(path), extra_files=extra)
+        module = program.module()
+    except Exception as err:
+        raise EdgeflowError(f"cannot load torch.export program {path}: {_first_line(err)}") from None
+    arch, config = _read_metadata(extra.get(METADATA_FILE))
+    # An exported module has no .eval() semantics to switch; the graph is what was captured.
+    return LoadedModel(module, "export", str(path), sha256_file(path), arch, config)
+
+
+def metadata_json(model: nn.Module) -> str:
+    """JSON to store as ``edgeflow.json`` in TorchScript (``_extra_files``) or .pt2 (``extra_files``)
+    archives, so that loading them recovers arch, config and pad_multiple."""
+    return json.dumps({"arch": model.arch, "config": model.config_dict()})
+
+
+def _read_metadata(text) -> tuple[str | None, dict | None]:
+    if not text:
+        return None, None
+    try:
+        data = json.loads(text)
+        arch, config = data.get("arch"), data.get("config")
+        if arch in ARCHS and isinstance(config, dict):
+            return arch, config
+    except (ValueError, AttributeError):
+        pass
+    return None, None
+
+
+def _plain_config(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
