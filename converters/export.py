@@ -21,7 +21,7 @@ import torch
 from onnx import helper
 
 from converters.ops.attrs import CorrelationAttrs
-from converters.ops.correlation import ONNX_DOMAIN, ONNX_DOMAIN_VERSION, ONNX_OP, Correlation
+from converters.ops.correlation import ONNX_DOMAIN, ONNX_DOMAIN_VERSION, ONNX_OP, count_calls
 from converters.ops.onnx_function import DEFAULT_FORMULATION, build_correlation_function
 from edgeflow.errors import EdgeflowError
 
@@ -57,23 +57,31 @@ def attach_correlation_functions(model: onnx.ModelProto, formulation: str = DEFA
         if a not in sets:
             sets.append(a)
     del model.functions[:]
-    if len(sets) > 1:
-        # One body per attribute set, told apart by IR-10 overload ids.
-        model.ir_version = max(model.ir_version, 10)
-    for i, a in enumerate(sets):
-        overload = f"set{i}" if len(sets) > 1 else None
-        model.functions.append(build_correlation_function(a, opset, formulation, overload))
-        if overload:
-            for n in nodes:
-                if node_attrs(n) == a:
-                    n.overload = overload
+    if formulation == "gather":
+        # One attribute-generic body serves every set: no overloads needed.
+        if sets:
+            model.functions.append(build_correlation_function(sets[0], opset, formulation))
+    else:
+        if len(sets) > 1:
+            # One body per attribute set, told apart by IR-10 overload ids.
+            model.ir_version = max(model.ir_version, 10)
+        for i, a in enumerate(sets):
+            overload = f"set{i}" if len(sets) > 1 else None
+            model.functions.append(build_correlation_function(a, opset, formulation, overload))
+            if overload:
+                for n in nodes:
+                    if node_attrs(n) == a:
+                        n.overload = overload
     if nodes and not any(o.domain == ONNX_DOMAIN for o in model.opset_import):
         model.opset_import.append(helper.make_opsetid(ONNX_DOMAIN, ONNX_DOMAIN_VERSION))
     return sets
 
 
-def count_correlation_layers(module: torch.nn.Module) -> int:
-    return sum(1 for m in module.modules() if isinstance(m, Correlation))
+def count_correlation_calls(module: torch.nn.Module, example_inputs: tuple) -> int:
+    """How many times one eager forward calls the correlation op (layers may be reused)."""
+    with torch.no_grad(), count_calls() as calls:
+        module(*example_inputs)
+    return calls[0]
 
 
 def _quiet_export(*args, **kwargs):
@@ -102,7 +110,7 @@ def export_onnx(
 ) -> ExportResult:
     """Export ``module`` to ``path``; correlation layers become ``edgeflow::Correlation`` + body.
 
-    ``expected_correlations`` (default: the number of :class:`Correlation` modules) guards against
+    ``expected_correlations`` (default: the correlation calls of one eager forward) guards against
     exporters that silently drop or decompose the op.
     """
     if exporter not in EXPORTERS:
@@ -111,7 +119,7 @@ def export_onnx(
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
     if expected_correlations is None:
-        expected_correlations = count_correlation_layers(module)
+        expected_correlations = count_correlation_calls(module, example_inputs)
     with torch.no_grad():
         if exporter == "torchscript":
             _quiet_export(
@@ -139,8 +147,8 @@ def export_onnx(
     found = len(correlation_nodes(model))
     if found != expected_correlations:
         raise EdgeflowError(
-            f"the {exporter} exporter produced {found} edgeflow::Correlation node(s) but the model has "
-            f"{expected_correlations} correlation layer(s): the op was dropped or decomposed; "
+            f"the {exporter} exporter produced {found} edgeflow::Correlation node(s) but the model makes "
+            f"{expected_correlations} correlation call(s): the op was dropped or decomposed; "
             f"re-run with --exporter torchscript"
         )
     sets = attach_correlation_functions(model, formulation)

@@ -22,6 +22,25 @@ ONNX_DOMAIN = "edgeflow"
 ONNX_OP = "Correlation"
 ONNX_DOMAIN_VERSION = 1
 
+_call_counters: list[list[int]] = []
+
+
+class count_calls:
+    """``with count_calls() as n: model(x, y)`` -> ``n[0]`` correlation calls were made.
+
+    The exporter uses it to know how many ``Correlation`` nodes a faithful graph must contain,
+    however the model reuses its layers or calls the functional form.
+    """
+
+    def __enter__(self) -> list[int]:
+        self.counter = [0]
+        _call_counters.append(self.counter)
+        return self.counter
+
+    def __exit__(self, *exc):
+        _call_counters.remove(self.counter)
+        return False
+
 
 def _correlation_eager(f1: torch.Tensor, f2: torch.Tensor, a: CorrelationAttrs) -> torch.Tensor:
     if f1.shape != f2.shape or f1.dim() != 4:
@@ -99,6 +118,8 @@ def correlation(
     See docs/correlation.md for the exact definition (FlowNet2 / PWC-Net semantics).
     """
     attrs = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, normalize)
+    for counter in _call_counters:
+        counter[0] += 1
     if torch.onnx.is_in_onnx_export():
         return _CorrelationExport.apply(
             f1, f2, attrs.max_displacement, attrs.kernel_size, attrs.stride1, attrs.stride2, attrs.pad_size, int(attrs.normalize)
