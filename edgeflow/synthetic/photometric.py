@@ -1,0 +1,150 @@
+"""Photometric augmentation: make rendered frames look like they came from a camera.
+
+Geometry is untouched (flow stays exact); only pixel values change: blur (optics / defocus),
+brightness, contrast and per-channel gain (exposure, white balance), gamma (tone curve) and
+Gaussian sensor noise. Both frames of a pair get the same parameters except for a small
+independent brightness jitter and independent noise, because a real camera is nearly, but not
+exactly, constant between frames; a flow network must not depend on perfect brightness
+constancy.
+
+Cost matters (samples are drawn on the fly during training), hence:
+
+* brightness, contrast, gain and gamma are folded into one 256-entry lookup table per channel;
+* noise is a random window into one cached buffer of Gaussian samples instead of fresh draws
+  per pixel (drawing normals is the most expensive step otherwise). Within a frame the values
+  are still independent samples.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+_NOISE_SEED = 0x5EED
+
+
+@dataclass(frozen=True)
+class PhotometricAugment:
+    """Ranges of the photometric augmentation (set a field to 0 to switch that effect off).
+
+    brightness: gain factor in ``[1 - b, 1 + b]``; contrast: factor in ``[1 - c, 1 + c]`` about
+    mid-gray; gamma: exponent ``exp(U(-g, g))``; color: extra per-channel gain ``1 +- color``;
+    noise: max Gaussian sigma in gray levels, applied with probability ``noise_prob``; blur: max
+    Gaussian sigma in pixels, applied with probability ``blur_prob``; frame_jitter: max extra
+    brightness change of frame 2 relative to frame 1.
+    """
+
+    brightness: float = 0.2
+    contrast: float = 0.2
+    gamma: float = 0.25
+    color: float = 0.08
+    noise: float = 5.0
+    noise_prob: float = 0.5
+    blur: float = 1.0
+    blur_prob: float = 0.25
+    frame_jitter: float = 0.02
+
+    def sample(self, rng: np.random.Generator) -> "PhotometricParams":
+        """Draw one set of parameters (shared by the frames of a pair or a sequence)."""
+        gains = (1.0 + rng.uniform(-self.brightness, self.brightness)) * (
+            1.0 + rng.uniform(-self.color, self.color, 3)
+        )
+        contrast = 1.0 + rng.uniform(-self.contrast, self.contrast)
+        gamma = math.exp(rng.uniform(-self.gamma, self.gamma))
+        noise = rng.uniform(0, self.noise) if rng.random() < self.noise_prob else 0.0
+        blur = rng.uniform(0.3, max(self.blur, 0.3)) if self.blur > 0 and rng.random() < self.blur_prob else 0.0
+        return PhotometricParams(gains, contrast, gamma, float(noise), float(blur))
+
+    def frame_gain(self, rng: np.random.Generator) -> float:
+        return 1.0 + rng.uniform(-self.frame_jitter, self.frame_jitter) if self.frame_jitter > 0 else 1.0
+
+
+class PhotometricParams(NamedTuple):
+    gains: np.ndarray  # (3,) per-channel multipliers
+    contrast: float
+    gamma: float
+    noise: float  # Gaussian sigma, gray levels (0: off)
+    blur: float  # Gaussian sigma, pixels (0: off)
+
+
+def to_uint8(planar: np.ndarray) -> np.ndarray:
+    """float ``C x H x W`` -> uint8 ``H x W x C`` (rounded, clipped)."""
+    out = np.clip(planar, 0.0, 255.0)
+    out += 0.5
+    return np.ascontiguousarray(out.astype(np.uint8).transpose(1, 2, 0))
+
+
+def gaussian_blur(planar: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of ``C x H x W`` float32 with edge replication."""
+    radius = max(1, int(math.ceil(2.0 * sigma)))
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps = (taps / taps.sum()).astype(np.float32)
+    _, h, w = planar.shape
+    padded = np.pad(planar, ((0, 0), (0, 0), (radius, radius)), mode="edge")
+    rows = taps[0] * padded[:, :, 0:w]
+    for i in range(1, len(taps)):
+        rows += taps[i] * padded[:, :, i : i + w]
+    padded = np.pad(rows, ((0, 0), (radius, radius), (0, 0)), mode="edge")
+    out = taps[0] * padded[:, 0:h]
+    for i in range(1, len(taps)):
+        out += taps[i] * padded[:, i : i + h]
+    return out
+
+
+def tone_table(params: PhotometricParams, frame_gain: float = 1.0) -> np.ndarray:
+    """``3 x 256`` float32 table: gray level -> gain, contrast about mid-gray, then gamma."""
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    gains = np.asarray(params.gains, np.float64)[:, None] * frame_gain
+    v = np.clip((levels[None, :] * gains - 0.5) * params.contrast + 0.5, 0.0, 1.0)
+    return (255.0 * v**params.gamma).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=2)
+def _noise_buffer(size: int) -> np.ndarray:
+    return np.random.default_rng(_NOISE_SEED).standard_normal(size, dtype=np.float32)
+
+
+def gaussian_noise(rng: np.random.Generator, count: int) -> np.ndarray:
+    """``count`` standard-normal float32 values: a random window of a cached buffer."""
+    size = max(1 << 21, 1 << int(math.ceil(math.log2(2 * count))))
+    buffer = _noise_buffer(size)
+    start = int(rng.integers(0, size - count + 1))
+    return buffer[start : start + count]
+
+
+def apply(planar: np.ndarray, params: PhotometricParams, rng: np.random.Generator, frame_gain: float = 1.0) -> np.ndarray:
+    """Augment one rendered float ``3 x H x W`` frame; returns uint8 ``H x W x 3``.
+
+    ``rng`` only draws the noise window, so frames that share ``params`` differ only by noise
+    and ``frame_gain``.
+    """
+    if params.blur > 0:
+        planar = gaussian_blur(planar, params.blur)
+    levels = np.clip(planar, 0.0, 255.0)
+    levels += 0.5
+    levels = levels.astype(np.uint8)
+    table = tone_table(params, frame_gain)
+    if params.noise <= 0:
+        table = (table + 0.5).astype(np.uint8)
+        out = np.empty_like(levels)
+        for c in range(levels.shape[0]):
+            np.take(table[c], levels[c], out=out[c], mode="clip")
+        return np.ascontiguousarray(out.transpose(1, 2, 0))
+    out = np.empty(levels.shape, np.float32)
+    for c in range(levels.shape[0]):
+        np.take(table[c], levels[c], out=out[c], mode="clip")
+    out += params.noise * gaussian_noise(rng, out.size).reshape(out.shape)
+    return to_uint8(out)
+
+
+def augment_pair(
+    config: PhotometricAugment, frame1: np.ndarray, frame2: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Augment two rendered float ``3 x H x W`` frames with shared parameters; uint8 ``HxWx3``."""
+    params = config.sample(rng)
+    gain2 = config.frame_gain(rng)
+    return apply(frame1, params, rng), apply(frame2, params, rng, gain2)

@@ -1,0 +1,250 @@
+"""A layered 2-D scene whose frames and optical flow are both computed from the same poses.
+
+The scene is a stack of layers, bottom (index 0, the background) to top. Each layer is a
+texture, an analytic silhouette (none for the background, which covers the whole plane) and a
+:class:`Motion`: an affine *pose* ``P(t)`` that maps the layer's local coordinates to frame
+coordinates at time ``t``.
+
+* **Rendering** frame ``t`` inverse-maps every pixel ``q`` into each layer
+  (``P(t)^-1 q``), tests the silhouette there and bilinearly samples the texture of the
+  top-most layer that covers ``q`` (depth order = layer order).
+* **Flow** from ``t0`` to ``t1`` for a pixel ``p`` whose top layer is ``k`` is exactly
+  ``T_k(p) - p`` with ``T_k = P_k(t1) P_k(t0)^-1``: the same point of the same layer.
+* **Valid** means that point is still the visible one: ``T_k(p)`` lies inside frame ``t1``
+  and no layer above ``k`` covers it there. Silhouettes are analytic, so this test is made at the
+  exact continuous point, not at a rounded pixel.
+
+Because frames and flow come from one set of poses, ground truth is exact by construction (up
+to float32 rounding); only the texture resampling carries interpolation error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edgeflow.synthetic.sampling import Texture
+
+
+def affine(tx: float = 0.0, ty: float = 0.0, angle: float = 0.0, scale: float = 1.0, shear: float = 0.0) -> np.ndarray:
+    """3x3 matrix ``translate(tx, ty) @ rotate(angle) @ shear_x(shear) @ scale(scale)`` (radians)."""
+    c, s = math.cos(angle), math.sin(angle)
+    return np.array(
+        [
+            [c * scale, (c * shear - s) * scale, tx],
+            [s * scale, (s * shear + c) * scale, ty],
+            [0.0, 0.0, 1.0],
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Motion:
+    """A pose that changes at a constant rate: every parameter is ``value + rate * t``.
+
+    ``center`` (frame pixels) is where the layer's local origin sits at ``t = 0``; ``angle`` in
+    radians, ``log_scale`` natural-log zoom, ``shear`` the x-shear factor. Rates are per unit of
+    ``t`` (one frame in a sequence, the whole step in a pair).
+    """
+
+    center: tuple[float, float]
+    velocity: tuple[float, float] = (0.0, 0.0)
+    angle: float = 0.0
+    spin: float = 0.0
+    log_scale: float = 0.0
+    zoom: float = 0.0
+    shear: float = 0.0
+    shear_rate: float = 0.0
+
+    def pose(self, t: float) -> np.ndarray:
+        """Local -> frame coordinates at time ``t`` (3x3, float64)."""
+        return affine(
+            self.center[0] + self.velocity[0] * t,
+            self.center[1] + self.velocity[1] * t,
+            self.angle + self.spin * t,
+            math.exp(self.log_scale + self.zoom * t),
+            self.shear + self.shear_rate * t,
+        )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One textured layer.
+
+    ``texture`` is what the layer shows (a :class:`~edgeflow.synthetic.sampling.Texture`);
+    ``texture_from_local`` places the layer's local coordinates on the texture; ``shape`` is the
+    silhouette in local coordinates (``None``: covers everything); ``gain`` is an optional
+    per-channel colour multiplier (tints grayscale textures).
+    """
+
+    texture: Texture
+    texture_from_local: np.ndarray
+    motion: Motion
+    shape: Optional[object] = None
+    gain: Optional[np.ndarray] = None
+
+
+def _coeffs(m: np.ndarray) -> tuple[float, ...]:
+    # Python floats are "weak" scalars: multiplying float32 arrays by them stays float32.
+    return tuple(float(v) for v in m[:2].ravel())
+
+
+class Scene:
+    """A stack of :class:`Layer` (bottom first) seen through a ``height x width`` frame.
+
+    Layer 0 is the background and has no silhouette; every layer above has one.
+    """
+
+    def __init__(self, height: int, width: int, layers: Sequence[Layer]):
+        if not layers:
+            raise ValueError("a scene needs at least one layer")
+        if len(layers) > 255:
+            raise ValueError("at most 255 layers (layer ids are uint8)")
+        if layers[0].shape is not None or any(layer.shape is None for layer in layers[1:]):
+            raise ValueError("layer 0 is the background (shape=None); every layer above needs a shape")
+        self.height, self.width = int(height), int(width)
+        self.layers = tuple(layers)
+        self._xs = np.arange(self.width, dtype=np.float32)
+        self._ys = np.arange(self.height, dtype=np.float32)
+
+    # ------------------------------------------------------------------ geometry helpers
+
+    def _bounds(self, layer: Layer, pose: np.ndarray) -> Optional[tuple[float, float, float, float]]:
+        """Frame-space box ``(x0, x1, y0, y1)`` that contains the silhouette (None: unbounded)."""
+        if layer.shape is None:
+            return None
+        r = layer.shape.radius + 1.0
+        corners = pose @ np.array([[-r, r, r, -r], [-r, -r, r, r], [1.0, 1.0, 1.0, 1.0]])
+        return corners[0].min(), corners[0].max(), corners[1].min(), corners[1].max()
+
+    def _pixel_window(self, bounds) -> Optional[tuple[int, int, int, int]]:
+        if bounds is None:
+            return 0, self.width, 0, self.height
+        x0 = max(int(math.floor(bounds[0])), 0)
+        x1 = min(int(math.ceil(bounds[1])) + 1, self.width)
+        y0 = max(int(math.floor(bounds[2])), 0)
+        y1 = min(int(math.ceil(bounds[3])) + 1, self.height)
+        if x0 >= x1 or y0 >= y1:
+            return None
+        return x0, x1, y0, y1
+
+    # ------------------------------------------------------------------ rendering
+
+    def render_planar(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Frame at time ``t`` as float32 ``C x H x W`` plus the uint8 ``H x W`` top-layer ids.
+
+        The bottom layer is drawn over the whole frame in one pass (no masks); objects are then
+        visited top to bottom and each samples only pixels no object above it covers, so
+        overlapping objects cost no more than one.
+        """
+        channels = self.layers[0].texture.channels
+        image = np.empty((channels, self.height, self.width), np.float32)
+        ids = np.zeros((self.height, self.width), np.uint8)
+        covered = np.zeros((self.height, self.width), bool)
+        for k in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[k]
+            pose = layer.motion.pose(t)
+            if k == 0:
+                continue
+            window = self._pixel_window(self._bounds(layer, pose))
+            if window is None:
+                continue
+            x0, x1, y0, y1 = window
+            xs, ys = self._xs[None, x0:x1], self._ys[y0:y1, None]
+            a, b, c, d, e, f = _coeffs(np.linalg.inv(pose))
+            lx = a * xs + (b * ys + c)
+            ly = d * xs + (e * ys + f)
+            mask = layer.shape.contains(lx, ly)
+            mask &= ~covered[y0:y1, x0:x1]
+            if not mask.any():
+                continue
+            lx, ly = lx[mask], ly[mask]
+            a, b, c, d, e, f = _coeffs(layer.texture_from_local)
+            values = layer.texture.sample(a * lx + (b * ly + c), d * lx + (e * ly + f), "mirror", layer.gain)
+            window_image = image[:, y0:y1, x0:x1]
+            for ch in range(channels):
+                window_image[ch][mask] = values[ch]
+            ids[y0:y1, x0:x1][mask] = k
+            covered[y0:y1, x0:x1] |= mask
+        self._render_base(image, covered, t)
+        return image, ids
+
+    def _render_base(self, image: np.ndarray, covered: np.ndarray, t: float) -> None:
+        """Fill the pixels no object covers with the background. Drawing the full frame and
+        keeping the covered pixels is cheaper than gathering the free pixels' coordinates."""
+        layer = self.layers[0]
+        a, b, c, d, e, f = _coeffs(layer.texture_from_local @ np.linalg.inv(layer.motion.pose(t)))
+        xs, ys = self._xs[None, :], self._ys[:, None]
+        values = layer.texture.sample(a * xs + (b * ys + c), d * xs + (e * ys + f), "mirror", layer.gain)
+        values = values.reshape(image.shape)
+        if covered.any():
+            np.copyto(image, values, where=~covered[None])
+        else:
+            image[...] = values
+
+    def render(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """Frame at time ``t`` as float32 ``H x W x C`` (unclipped) plus ``H x W`` layer ids."""
+        image, ids = self.render_planar(t)
+        return np.ascontiguousarray(image.transpose(1, 2, 0)), ids
+
+    # ------------------------------------------------------------------ ground truth
+
+    def motion_between(self, k: int, t0: float, t1: float) -> np.ndarray:
+        """``T_k = P_k(t1) P_k(t0)^-1``: where layer ``k`` carries a frame-``t0`` point at ``t1``."""
+        motion = self.layers[k].motion
+        return motion.pose(t1) @ np.linalg.inv(motion.pose(t0))
+
+    def flow(self, t0: float, t1: float, ids0: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact flow ``H x W x 2`` float32 from frame ``t0`` to ``t1`` and its valid mask.
+
+        ``ids0`` are the top-layer ids of frame ``t0`` (from :meth:`render_planar`); pass them
+        when you already rendered that frame, otherwise the frame is rendered again.
+        """
+        if ids0 is None:
+            ids0 = self.render_planar(t0)[1]
+        table = np.empty((6, len(self.layers)), np.float32)
+        for k in range(len(self.layers)):
+            m = self.motion_between(k, t0, t1)
+            table[:, k] = (m[0, 0] - 1.0, m[0, 1], m[0, 2], m[1, 0], m[1, 1] - 1.0, m[1, 2])
+        xs, ys = self._xs[None, :], self._ys[:, None]
+        single = len(self.layers) == 1
+        col = (lambda i: table[i, 0]) if single else (lambda i: np.take(table[i], ids0))
+        u = col(0) * xs + (col(1) * ys + col(2))
+        v = col(3) * xs + (col(4) * ys + col(5))
+        u = np.broadcast_to(u, ids0.shape)
+        v = np.broadcast_to(v, ids0.shape)
+        flow = np.stack([u, v], axis=-1)
+        valid = self._visible(t1, ids0, xs + u, ys + v)
+        return flow, valid
+
+    def _visible(self, t1: float, ids0: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
+        """Frame-``t0`` pixels whose destination is in the frame and not covered by a higher layer."""
+        valid = (qx >= 0) & (qx <= self.width - 1) & (qy >= 0) & (qy <= self.height - 1)
+        if len(self.layers) == 1:
+            return valid
+        # Destinations are at most this far from their source pixel: lets each occluder test
+        # only a window of source pixels instead of the whole frame.
+        reach_x = float(np.abs(qx - self._xs[None, :]).max())
+        reach_y = float(np.abs(qy - self._ys[:, None]).max())
+        for j in range(1, len(self.layers)):
+            layer = self.layers[j]
+            pose = layer.motion.pose(t1)
+            bx0, bx1, by0, by1 = self._bounds(layer, pose)
+            window = self._pixel_window((bx0 - reach_x, bx1 + reach_x, by0 - reach_y, by1 + reach_y))
+            if window is None:
+                continue
+            x0, x1, y0, y1 = window
+            sub_valid = valid[y0:y1, x0:x1]
+            wx, wy = qx[y0:y1, x0:x1], qy[y0:y1, x0:x1]
+            cand = sub_valid & (ids0[y0:y1, x0:x1] < j) & (wx >= bx0) & (wx <= bx1) & (wy >= by0) & (wy <= by1)
+            if not cand.any():
+                continue
+            px, py = wx[cand], wy[cand]
+            a, b, c, d, e, f = _coeffs(np.linalg.inv(pose))
+            covered = layer.shape.contains(a * px + (b * py + c), d * px + (e * py + f))
+            cand[cand] = covered
+            sub_valid &= ~cand
+        return valid
