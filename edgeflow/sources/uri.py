@@ -150,3 +150,8 @@ def coerce_options(uri: str, options: Mapping[str, Any], spec: Mapping[str, type
             tname = getattr(kind, "__name__", str(kind))
             raise SourceError(f"{uri}: option {name}={value!r} is not a valid {tname}") from None
     return out
+
+
+def redact(url: str) -> str:
+    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x``: URIs end up in logs and reports."""
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):[^/@]*@", r"\1:***@", url)
