@@ -99,6 +99,20 @@ def measure_latency(onnx_path: Path, pairs, pad_multiple: int, iterations: int, 
             "resolution": [int(f1.shape[1]), int(f1.shape[0])], "cpu": platform.processor() or platform.machine()}
 
 
+def model_size(module, onnx_path: Path, height: int, width: int, pad_multiple: int) -> dict:
+    """Size on disk, parameters and multiply-accumulates at the artifact's (padded) resolution."""
+    info = {"size_mb": onnx_path.stat().st_size / 1e6, "params_m": sum(p.numel() for p in module.parameters()) / 1e6, "gmacs": None}
+    try:
+        from converters.zoo.complexity import count_macs
+
+        h = -(-height // pad_multiple) * pad_multiple
+        w = -(-width // pad_multiple) * pad_multiple
+        info["gmacs"] = count_macs(module, h, w)["total"] / 1e9
+    except Exception:  # MACs are counted by module hooks; opaque (TorchScript) models have none
+        pass
+    return info
+
+
 class _DecoderInputs(torch.nn.Module):
     """Flattens ``decoder(feats1, feats2)`` to positional tensors so it exports as one graph."""
 
@@ -190,9 +204,9 @@ class ConvertJob:
         with steps.step(f"Loading {opts.model}"):
             loaded = load_model(opts.model, trust_pickle=opts.trust_pickle)
             module = loaded.module.eval()
-            pad_multiple = int(opts.pad_multiple or getattr(module, "pad_multiple", 0) or 64)
+            pad_multiple = int(opts.pad_multiple or loaded.pad_multiple or 64)
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
-        name = loaded.arch or Path(str(opts.model)).stem
+        name = loaded.name or loaded.arch or Path(str(opts.model)).stem
         out = Path(opts.out) if opts.out else Path(f"{name}-fp32")
         with ArtifactWriter(out) as writer:
             with steps.step("Exporting ONNX"):
@@ -213,7 +227,8 @@ class ConvertJob:
                 steps.note(f"median {latency['median_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms")
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
-                report = {"variants": [{"name": "fp32", "precision": "fp32", "latency": latency, "parity": parity_info["model"]}]}
+                report = {"variants": [{"name": "fp32", "precision": "fp32", "latency": latency, "parity": parity_info["model"],
+                                        **model_size(module, writer.path("model.onnx"), opts.height, opts.width, pad_multiple)}]}
                 reason = None if valid else "parity check failed: " + "; ".join(failed)
                 writer.commit(manifest, report, valid=valid, invalid_reason=reason)
         if not valid:

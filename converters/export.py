@@ -11,8 +11,11 @@ exported graph with PyTorch numerically before an artifact is ever marked valid.
 from __future__ import annotations
 
 import io
+import logging
+import os
+import sys
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,16 +87,37 @@ def count_correlation_calls(module: torch.nn.Module, example_inputs: tuple) -> i
     return calls[0]
 
 
+@contextmanager
+def _silenced_fds():
+    """Silence stdout/stderr at the file-descriptor level: torch's C++ side prints there directly."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 1)
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
 def _quiet_export(*args, **kwargs):
     """torch's exporters print pages of deprecation and tracer warnings; users need none of them."""
     sink = io.StringIO()
-    with warnings.catch_warnings(), redirect_stdout(sink), redirect_stderr(sink):
+    with warnings.catch_warnings(), redirect_stdout(sink), redirect_stderr(sink), _silenced_fds():
         warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
         try:
             return torch.onnx.export(*args, **kwargs)
         except Exception as err:  # surface the exporter's own message, once, on one line
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise EdgeflowError(f"ONNX export failed: {first}") from err
+        finally:
+            logging.disable(logging.NOTSET)
 
 
 def export_onnx(
@@ -131,7 +155,7 @@ def export_onnx(
                 input_names=input_names,
                 output_names=output_names,
                 dynamic_axes=dynamic_axes,
-                custom_opsets={ONNX_DOMAIN: ONNX_DOMAIN_VERSION},
+                custom_opsets={ONNX_DOMAIN: ONNX_DOMAIN_VERSION} if expected_correlations else None,
                 do_constant_folding=True,
                 # Inlining traces the op's eager body into a subgraph that breaks the peephole
                 # pass; we only want the symbolic node anyway.

@@ -32,7 +32,7 @@ class Features:
 
     __slots__ = ("tensors", "geometry")
 
-    def __init__(self, tensors: list[np.ndarray], geometry: Geometry):
+    def __init__(self, tensors: dict[str, np.ndarray], geometry: Geometry):
         self.tensors = tensors
         self.geometry = geometry
 
@@ -92,16 +92,22 @@ class FlowModel:
         check_frame(frame)
         geo = self.geometry(frame)
         out = self.encoder.infer({self.encoder.input_names[0]: geo.to_network(frame)})
-        return Features([out[n] for n in self.encoder.output_names], geo)
+        return Features(out, geo)
 
     def decode(self, feats1: Features, feats2: Features) -> np.ndarray:
         if feats1.geometry != feats2.geometry:
             raise InputError("the two frames' features come from frames of different sizes")
-        names = self.decoder.input_names
-        values = feats1.tensors + feats2.tensors
-        if len(names) != len(values):
-            raise ArtifactError(f"{self.artifact.root}: decoder expects {len(names)} inputs, encoder gave {len(values)}")
-        out = self.decoder.infer(dict(zip(names, values)))
+        # Decoder inputs are named feat1_<i> / feat2_<i> after encoder output feat_<i>; exporters
+        # drop inputs a decoder never reads (FlowNetC uses only the deepest frame-2 feature).
+        feed = {}
+        for name in self.decoder.input_names:
+            side, _, level = name.partition("_")
+            source = {"feat1": feats1, "feat2": feats2}.get(side)
+            tensor = source.tensors.get(f"feat_{level}") if source else None
+            if tensor is None:
+                raise ArtifactError(f"{self.artifact.root}: decoder input {name!r} has no matching encoder output")
+            feed[name] = tensor
+        out = self.decoder.infer(feed)
         return feats1.geometry.to_frame(out[self.decoder.output_names[0]])
 
     def close(self) -> None:
