@@ -51,8 +51,9 @@ def open_source(uri, **options) -> Source:
     ``csi://N``, ``picamera2://N``, ``rtsp://...``, image folders/globs, ``synthetic://?...``).
 
     Common options: ``realtime`` and ``loop`` (files, folders, synthetic); ``width``, ``height``,
-    ``fps`` (cameras, synthetic); live sources also take ``reconnect_backoff_max`` (seconds) and
-    ``max_retries``. Raises :class:`SourceError` with one line when the URI or device is unusable.
+    ``fps`` (cameras, synthetic); live sources also take ``backoff_initial``, ``backoff_max``
+    (seconds) and ``max_retries``. Each class lists its own in ``OPTIONS``; see docs/sources.md.
+    Raises :class:`SourceError` with one line when the URI, an option or the device is unusable.
     """
     source = create_source(uri, **options)
     try:

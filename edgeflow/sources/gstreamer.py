@@ -50,7 +50,8 @@ class CSISource(LiveSource):
         if not ocv.has_gstreamer(cv2):
             raise SourceError("csi:// needs OpenCV built with GStreamer (on Jetson: the system python3-opencv, "
                               "not pip opencv-python)")
-        what = f"CSI camera {self.sensor_id} (is nvargus-daemon running? try: gst-launch-1.0 nvarguscamerasrc ! fakesink)"
+        what = (f"CSI camera {self.sensor_id} "
+                "(is nvargus-daemon running? try: gst-launch-1.0 nvarguscamerasrc ! fakesink)")
         return ocv.open_capture(self.pipeline, cv2.CAP_GSTREAMER, what)
 
     def _device_read(self, handle: Any) -> ReadResult:
