@@ -1,0 +1,157 @@
+"""``edgeflow run``: stream a source through a model, with per-frame latency and optional sinks."""
+
+from __future__ import annotations
+
+NAME = "run"
+HELP = "run a model on a camera, video, folder or synthetic stream and report per-frame latency"
+DESCRIPTION = """\
+Run optical flow on consecutive frames of a source and report per-frame latency (capture to result,
+per stage), frames dropped and why. Prints a summary at the end; Ctrl-C or SIGTERM end the stream
+cleanly (report and sinks are always written). Exit status: 0 at the end of the source or a
+--frames/--duration limit, 1 when the source failed mid-stream (corrupt file, camera lost),
+130 on Ctrl-C, 143 on SIGTERM, 2 on bad arguments.
+
+ARTIFACT defaults to the bundled model.
+
+examples:
+  edgeflow run --source /dev/video0 --duration 60 --report report.json
+  edgeflow run pwc-lite-fp32 --source clip.mp4 --realtime --save flow.mp4 --jsonl frames.jsonl
+  edgeflow run --source "synthetic://?width=320&height=240" --frames 300 --metrics-port 9108
+"""
+
+EXIT_SOURCE_FAILED = 1
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
+
+
+def add_arguments(p):
+    p.add_argument("artifact", nargs="?", default=None, help="artifact directory (default: the bundled model)")
+    p.add_argument("--source", required=True, metavar="URI",
+                   help="camera (/dev/video0, csi://0, picamera2://0), rtsp://..., video file, image folder/glob, synthetic://")
+    limit = p.add_mutually_exclusive_group()
+    limit.add_argument("--frames", type=int, metavar="N", help="read at most N frames")
+    limit.add_argument("--duration", type=float, metavar="S", help="stop reading after S seconds")
+    p.add_argument("--realtime", action="store_true", help="play files at their native frame rate (default: as fast as possible)")
+    p.add_argument("--save", metavar="OUT.mp4", help="write a video of each frame next to its colour-wheel flow")
+    p.add_argument("--max-flow", type=float, metavar="PX", help="flow magnitude for full colour in --save (default: per frame)")
+    p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
+    p.add_argument("--csv", metavar="FILE", help="write one CSV row per frame")
+    p.add_argument("--report", metavar="FILE", help="write the latency report (JSON) here")
+    p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on this port (0 = any free port)")
+    p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR", help="address for --metrics-port (default 0.0.0.0)")
+    p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"], help="inference backend")
+    p.add_argument("--threads", type=int, metavar="N", help="inference threads (default: runtime's choice)")
+    p.add_argument("--no-cache", action="store_true", help="recompute both frames' features for every pair")
+    p.add_argument("--drop-policy", default="auto", choices=["auto", "newest", "block"],
+                   help="when the hand-off queue is full: drop the oldest frame (newest) or wait (block); "
+                        "auto = newest for live sources, block for files")
+    p.add_argument("--queue-size", type=int, default=2, metavar="N", help="hand-off queue length (default 2)")
+    p.add_argument("--no-status", action="store_true", help="no live status line on stderr")
+    p.add_argument("--quiet", action="store_true", help="no summary at the end")
+
+
+def build_sinks(args) -> list:
+    from edgeflow.sinks.csvfile import CsvSink
+    from edgeflow.sinks.jsonl import JsonlSink
+    from edgeflow.sinks.status import StatusLine
+
+    sinks = []
+    if args.save:
+        from edgeflow.sinks.video import VideoSink
+
+        sinks.append(VideoSink(args.save, max_flow=args.max_flow))
+    if args.jsonl:
+        sinks.append(JsonlSink(args.jsonl))
+    if args.csv:
+        sinks.append(CsvSink(args.csv))
+    if args.metrics_port is not None:
+        from edgeflow.sinks.prometheus import PrometheusSink
+
+        sinks.append(PrometheusSink(args.metrics_port, host=args.metrics_host))
+    if not args.no_status:
+        sinks.append(StatusLine())
+    return sinks
+
+
+class _Signals:
+    """SIGINT/SIGTERM -> ``stream.stop()``; a second signal aborts (KeyboardInterrupt)."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.received = None
+        self._saved = {}
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        import signal
+
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+        name = signal.Signals(signum).name
+        self.stream.stop("interrupted" if signum == signal.SIGINT else "terminated", name)
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        return False
+
+
+def _is_file_like(uri) -> bool:
+    """--realtime applies to files, folders and synthetic://; cameras are real time anyway."""
+    from edgeflow.sources import parse_uri
+
+    return parse_uri(uri).kind in ("video", "images", "synthetic")
+
+
+def run(args) -> int:
+    import signal
+    import sys
+
+    from edgeflow.errors import InputError
+    from edgeflow.stream import Stream
+
+    if args.frames is not None and args.frames < 2:
+        raise InputError("--frames must be at least 2 (a flow needs a pair of frames)")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise InputError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
+    source_options = {"realtime": True} if args.realtime and _is_file_like(args.source) else {}
+    stream = Stream(args.artifact, args.source, drop_policy=args.drop_policy, queue_size=args.queue_size,
+                    cache_features=not args.no_cache, sinks=build_sinks(args), max_frames=args.frames,
+                    duration=args.duration, report=args.report, backend=args.backend, threads=args.threads,
+                    source_options=source_options)
+    with _Signals(stream) as signals:
+        stream.start()
+        for sink in stream.sinks:
+            if getattr(sink, "name", "") == "prometheus" and not args.quiet:
+                print(f"metrics: {sink.url}", file=sys.stderr)
+        try:
+            for _ in stream:
+                pass
+        finally:
+            stream.close()
+    report = stream.report
+    if not args.quiet:
+        print(report.summary())
+        if args.report:
+            print(f"report: {args.report}")
+    end = report.end.get("reason")
+    if signals.received == signal.SIGINT or end == "interrupted":
+        return EXIT_SIGINT
+    if signals.received == signal.SIGTERM or end == "terminated":
+        return EXIT_SIGTERM
+    if end in ("eof", "frame_limit", "duration", "stopped"):
+        return 0
+    print(f"edgeflow run: warning: the stream ended early: {end}{': ' + report.end['detail'] if report.end.get('detail') else ''}",
+          file=sys.stderr)
+    return EXIT_SOURCE_FAILED

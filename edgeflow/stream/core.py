@@ -1,0 +1,468 @@
+"""``edgeflow.Stream``: source -> capture thread -> bounded hand-off -> pair inference -> sinks.
+
+::
+
+    with edgeflow.Stream(model, "clip.mp4", sinks=[JsonlSink("frames.jsonl")]) as stream:
+        for result in stream:            # Result(index, frame, flow, timings, dropped, ...)
+            ...
+    print(stream.report.summary())
+
+Threads: one capture thread (reading the source) and the caller's thread (inference, sinks,
+the loop body). Inference runs in the caller's thread on purpose: the time the caller spends
+in its loop body delays the next frame, and that shows up in the numbers (``wait`` and fps)
+instead of hiding behind a queue.
+
+Shutdown is one path for every ending (end of source, frame/duration limit, ``stop()``,
+Ctrl-C in the loop, an exception in a sink): stop the capture thread, turn whatever is still
+queued into ``stopped`` drop records, build the report, close the sinks, write the report file,
+close what the stream opened. The library never installs signal handlers; the CLI does and calls
+:meth:`Stream.stop`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import numpy as np
+
+from edgeflow.errors import EdgeflowError, InputError
+from edgeflow.metrics import LatencyRecorder, LatencyReport
+from edgeflow.stream.capture import CaptureThread
+from edgeflow.stream.handoff import END, Handoff
+from edgeflow.stream.pairs import PairRunner
+from edgeflow.stream.records import DROPPED, REFERENCE, RESULT, FrameRecord, Result
+
+DROP_POLICIES = ("auto", "newest", "block")
+#: How long close() waits for the capture thread before closing the source under it.
+JOIN_TIMEOUT_S = 2.0
+
+
+class Stream:
+    """Optical flow on consecutive frames of a source, with per-frame latency accounting.
+
+    ``model_or_path``: a :class:`~edgeflow.model.FlowModel`, an artifact directory, or ``None``
+    for the bundled model (loaded and closed by the stream). ``source_or_uri``: a
+    :class:`~edgeflow.sources.Source` (the stream closes it at the end) or a URI for
+    :func:`~edgeflow.sources.open_source` (``source_options`` are passed along).
+
+    ``drop_policy``: ``"newest"`` drops the oldest queued frame when the hand-off is full (live
+    cameras: latency stays bounded), ``"block"`` makes the capture thread wait (files: every
+    frame processed), ``"auto"`` (default) picks ``newest`` for live sources, ``block`` otherwise.
+    ``cache_features``: with an encoder/decoder artifact compute each frame's features once.
+    ``max_frames``: read at most this many frames; ``duration``: stop reading after this many
+    seconds. ``report``: path to write the JSON report to when the stream ends (always, on every
+    exit path). ``sinks``: :class:`~edgeflow.sinks.base.Sink` objects or plain callables
+    (called with each :class:`Result`).
+    """
+
+    def __init__(self, model_or_path=None, source_or_uri=None, *, drop_policy: str = "auto", queue_size: int = 2,
+                 cache_features: bool = True, sinks=(), max_frames: Optional[int] = None,
+                 duration: Optional[float] = None, report=None, backend: str = "auto", threads: Optional[int] = None,
+                 source_options: Optional[dict] = None, max_samples: int = 100_000):
+        if source_or_uri is None:
+            raise InputError("Stream needs a source: a URI such as 'clip.mp4' or 'synthetic://', or a Source object")
+        if drop_policy not in DROP_POLICIES:
+            raise InputError(f"drop_policy must be one of {', '.join(DROP_POLICIES)}, got {drop_policy!r}")
+        if int(queue_size) < 1:
+            raise InputError(f"queue_size must be >= 1, got {queue_size}")
+        if max_frames is not None and int(max_frames) < 1:
+            raise InputError(f"max_frames must be >= 1, got {max_frames}")
+        if duration is not None and not float(duration) > 0:
+            raise InputError(f"duration must be > 0 seconds, got {duration}")
+        self._model_arg = model_or_path
+        self._source_arg = source_or_uri
+        self._source_options = dict(source_options or {})
+        self._drop_policy_arg = drop_policy
+        self.queue_size = int(queue_size)
+        self.cache_features = bool(cache_features)
+        self.sinks = [_as_sink(s) for s in sinks]
+        self.max_frames = None if max_frames is None else int(max_frames)
+        self.duration = None if duration is None else float(duration)
+        self.report_path = Path(report) if report else None
+        self._backend, self._threads, self._max_samples = backend, threads, max_samples
+
+        self.model = None
+        self.source = None
+        self.drop_policy: Optional[str] = None
+        self.report: Optional[LatencyReport] = None
+        self._state = "new"  # new -> running -> closed
+        self._stop = threading.Event()
+        self._stop_reason: Optional[tuple] = None
+        self._error: Optional[tuple] = None
+        self._exhausted = False
+        self._iterating = False
+        self._owns_model = False
+        self._capture: Optional[CaptureThread] = None
+        self._handoff: Optional[Handoff] = None
+        self._pairs: Optional[PairRunner] = None
+        self._recorder: Optional[LatencyRecorder] = None
+        self._sinks_open: list = []
+        self._prev_index: Optional[int] = None
+        self._gap = 0
+        self._managed = 0  # open `with` blocks / run() calls: they close the stream, not the generator
+        self._in_flight = None  # the frame being processed; gets an "error" record if processing fails
+
+    # -- life cycle ------------------------------------------------------------------------------
+    def start(self) -> "Stream":
+        """Load/open everything and start capturing (``with`` and iteration call this)."""
+        if self._state != "new":
+            return self
+        self._state = "running"
+        try:
+            self._start()
+        except BaseException:
+            self._error = self._error or ("error", "start failed")
+            self._release()
+            self._state = "closed"
+            raise
+        return self
+
+    def _start(self) -> None:
+        from edgeflow import sysinfo
+
+        self._started_wall = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._t0 = time.monotonic()
+        self._rss_start = None
+        self._device_start = sysinfo.snapshot()
+        self.model = self._load_model(self._model_arg)
+        self.source = self._open_source(self._source_arg)
+        live = bool(getattr(self.source, "is_live", False))
+        self.drop_policy = self._drop_policy_arg if self._drop_policy_arg != "auto" else ("newest" if live else "block")
+        self._pairs = PairRunner(self.model, self.cache_features)
+        self._recorder = LatencyRecorder(max_samples=self._max_samples)
+        info = self._meta()
+        for sink in self.sinks:
+            sink.open(info)
+            self._sinks_open.append(sink)
+        self._handoff = Handoff(self.queue_size, self.drop_policy)
+        self._rss_start = sysinfo.rss_bytes()  # after loading: growth means the stream itself
+        deadline = None if self.duration is None else time.monotonic() + self.duration
+        self._capture = CaptureThread(self.source, self._handoff, self._stop, max_frames=self.max_frames, deadline=deadline)
+        self._capture.start()
+
+    def _load_model(self, arg):
+        if arg is None or isinstance(arg, (str, Path)):
+            from edgeflow.model import FlowModel
+
+            model = FlowModel.load(arg, backend=self._backend, threads=self._threads)
+            self._owns_model = True
+            return model
+        if not hasattr(arg, "runner") or not hasattr(arg, "geometry"):
+            raise InputError(f"Stream needs a FlowModel (edgeflow.load(...)) or an artifact path, got {type(arg).__name__}")
+        return arg
+
+    def _open_source(self, arg):
+        if hasattr(arg, "read") and hasattr(arg, "close"):
+            if self._source_options:
+                raise InputError("source_options apply only when the source is given as a URI")
+            return arg.open() if hasattr(arg, "open") else arg
+        from edgeflow.sources import open_source
+
+        return open_source(arg, **self._source_options)
+
+    def __enter__(self) -> "Stream":
+        self._managed += 1
+        return self.start()
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        self._managed -= 1
+        self._note_exception(exc)
+        self.close()
+        return False
+
+    def _note_exception(self, exc: Optional[BaseException]) -> None:
+        """Remember why the caller's code ended the stream (for the report's end reason)."""
+        if exc is None or self._stop_reason is not None or self._error is not None:
+            return
+        if isinstance(exc, KeyboardInterrupt):
+            self._stop_reason = ("interrupted", "KeyboardInterrupt")
+        elif not isinstance(exc, GeneratorExit):
+            self._error = ("error", _one_line(exc))
+
+    def stop(self, reason: str = "stopped", detail: Optional[str] = None) -> None:
+        """Ask the stream to end after the frame in progress. Safe from other threads and signal
+        handlers; the loop then ends normally and the report is written."""
+        if self._stop_reason is None:
+            self._stop_reason = (reason, detail)
+        self._stop.set()
+
+    # -- the consumer ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Result]:
+        if self._iterating or self._state == "closed":
+            raise EdgeflowError("a Stream can be iterated once; create a new Stream to run again")
+        self.start()
+        self._iterating = True
+        return self._consume()
+
+    def _consume(self) -> Iterator[Result]:
+        try:
+            while not self._stop.is_set():
+                self._flush_rejected()
+                item = self._handoff.get(timeout=0.1)
+                if item is None:
+                    continue
+                if item is END:
+                    self._exhausted = True
+                    break
+                result = self._process(item)
+                if result is not None:
+                    yield result
+            if self._exhausted and self._capture.end_reason == "capture_error":
+                # Not a source reporting a bad file or a lost camera (those end the stream with a
+                # reason), but an unexpected failure while reading: the caller must see it.
+                raise EdgeflowError(f"reading {getattr(self.source, 'uri', 'the source')} failed: {self._capture.error}")
+        except GeneratorExit:
+            # The caller left its loop. Inside ``with`` or ``run()`` (which know whether an
+            # exception is on its way) they close; a bare ``for ... break`` closes here.
+            if not self._managed:
+                self.close()
+            raise
+        except BaseException as err:
+            if not self._exhausted:
+                self._note_exception(err)
+            self.close()
+            raise
+        self.close()
+
+    def run(self, callback: Optional[Callable] = None) -> LatencyReport:
+        """Run to the end, calling ``callback(result)`` for each result; returns the report."""
+        self.start()
+        self._managed += 1
+        try:
+            for result in self:
+                if callback is not None:
+                    callback(result)
+        except BaseException as err:
+            self._note_exception(err)
+            raise
+        finally:
+            self._managed -= 1
+            self.close()
+        return self.report
+
+    def _process(self, item) -> Optional[Result]:
+        frame = self._in_flight = item.frame
+        result = self._process_frame(frame)
+        self._in_flight = None
+        return result
+
+    def _process_frame(self, frame) -> Optional[Result]:
+        picked = time.monotonic()
+        record = FrameRecord(index=frame.index, status=RESULT, capture_ts=frame.timestamp,
+                             sensor_ts=frame.sensor_ts, dropped_before=int(frame.dropped_before or 0))
+        if record.dropped_before:
+            self._recorder.add_drop("source", record.dropped_before)
+            self._gap += record.dropped_before
+        stages = {"wait": max(0.0, picked - frame.timestamp)}
+        image = frame.image
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+                and image.shape[0] >= 8 and image.shape[1] >= 8):
+            self._emit_drop(record, "invalid_frame")
+            return None
+        flow, chain = self._pairs.step(image, stages)
+        if flow is None:
+            record.status, record.reason, record.stages = REFERENCE, chain, stages
+            record.result_ts = time.monotonic()
+            self._recorder.add_frame(REFERENCE)
+            self._emit(record)
+            self._prev_index, self._gap = frame.index, 0
+            return None
+        timings = {}
+        result = Result(index=frame.index, frame=image, flow=flow, timings=timings, dropped=self._gap,
+                        prev_index=self._prev_index, source_frame=frame)
+        t_sink = time.perf_counter()
+        for sink in self._sinks_open:
+            sink.on_result(result)
+        stages["sink"] = time.perf_counter() - t_sink
+        done = time.monotonic()
+        e2e = done - frame.timestamp
+        record.prev_index, record.stages, record.result_ts, record.end_to_end = self._prev_index, stages, done, e2e
+        timings.update({k: v * 1e3 for k, v in stages.items()})
+        timings["end_to_end"] = e2e * 1e3
+        self._recorder.add_frame(RESULT)
+        self._recorder.add_result(stages, e2e, done)
+        self._emit(record)
+        self._prev_index, self._gap = frame.index, 0
+        return result
+
+    def _emit(self, record: FrameRecord) -> None:
+        for sink in self._sinks_open:
+            sink.on_record(record)
+
+    def _emit_drop(self, record: FrameRecord, reason: str) -> None:
+        record.status, record.reason = DROPPED, reason
+        self._recorder.add_frame(DROPPED, reason)
+        self._gap += 1
+        self._emit(record)
+
+    def _flush_rejected(self) -> None:
+        rejected = self._capture.rejected if self._capture is not None else ()
+        while rejected:
+            frame, reason = rejected.popleft()
+            record = FrameRecord(index=frame.index, status=DROPPED, capture_ts=frame.timestamp, sensor_ts=frame.sensor_ts,
+                                 dropped_before=int(frame.dropped_before or 0))
+            if record.dropped_before:
+                self._recorder.add_drop("source", record.dropped_before)
+                self._gap += record.dropped_before
+            self._emit_drop(record, reason)
+
+    # -- shutdown --------------------------------------------------------------------------------
+    def close(self) -> Optional[LatencyReport]:
+        """End the stream (idempotent): join the capture thread, account for queued frames, build
+        and write the report, close sinks, source and (if the stream loaded it) the model."""
+        if self._state == "closed":
+            return self.report
+        if self._state == "new":
+            self._state = "closed"
+            return None
+        self._state = "closed"
+        self._stop.set()
+        warnings = self._join_capture()
+        problems = []
+        try:
+            self._account_leftovers()
+        except Exception as err:  # a sink failing on a drop record must not stop the shutdown
+            problems.append(f"drop records: {_one_line(err)}")
+        self.report = self._build_report(warnings)
+        for sink in self._sinks_open:
+            try:
+                sink.close(self.report)
+            except Exception as err:
+                problems.append(f"{getattr(sink, 'name', type(sink).__name__)}: {_one_line(err)}")
+        self._sinks_open = []
+        if problems:
+            self.report.end["sink_errors"] = problems
+        self._release()
+        if self.report_path is not None:
+            try:
+                self.report.write(self.report_path)
+            except OSError as err:
+                raise EdgeflowError(f"cannot write the report to {self.report_path}: {err.strerror or err}") from None
+        return self.report
+
+    def _join_capture(self) -> list:
+        warnings = []
+        cap = self._capture
+        if cap is None:
+            return warnings
+        cap.join(JOIN_TIMEOUT_S)
+        if cap.is_alive() and self.source is not None:
+            self.source.close()  # wakes a read() blocked on a device
+            cap.join(JOIN_TIMEOUT_S)
+        if cap.is_alive():
+            warnings.append("capture thread did not stop within 4 s (source blocked); it was left as a daemon thread")
+        return warnings
+
+    def _account_leftovers(self) -> None:
+        if self._recorder is None:
+            return
+        if self._in_flight is not None:
+            frame, self._in_flight = self._in_flight, None
+            reason = "interrupted" if (self._stop_reason or ("",))[0] == "interrupted" else "error"
+            self._emit_drop(FrameRecord(index=frame.index, status=DROPPED, capture_ts=frame.timestamp,
+                                        sensor_ts=frame.sensor_ts), reason)
+        self._flush_rejected()
+        if self._handoff is not None:
+            for item in self._handoff.drain():
+                frame = item.frame
+                record = FrameRecord(index=frame.index, status=DROPPED, capture_ts=frame.timestamp,
+                                     sensor_ts=frame.sensor_ts, dropped_before=int(frame.dropped_before or 0))
+                if record.dropped_before:
+                    self._recorder.add_drop("source", record.dropped_before)
+                self._emit_drop(record, "stopped")
+
+    def _end(self) -> dict:
+        if self._error is not None:
+            reason, detail = self._error
+        elif self._stop_reason is not None:
+            reason, detail = self._stop_reason
+        elif self._exhausted and self._capture is not None:
+            reason, detail = self._capture.end_reason or "eof", self._capture.error
+            if reason.startswith("corrupt"):
+                reason, detail = "corrupt", reason.partition(":")[2].strip() or detail
+        else:
+            reason, detail = "stopped", "the consumer stopped iterating"
+        end = {"reason": reason}
+        if detail:
+            end["detail"] = detail
+        return end
+
+    def _build_report(self, warnings: list) -> LatencyReport:
+        from edgeflow import sysinfo
+
+        if self._recorder is None:
+            self._recorder = LatencyRecorder()
+        rss_end = sysinfo.rss_bytes()
+        mb = (lambda b: None if b is None else round(b / 2**20, 2))
+        memory = {"rss_start_mb": mb(self._rss_start), "rss_end_mb": mb(rss_end), "source": sysinfo.rss_source()}
+        device = {"model": sysinfo.device_model(), "cpu": sysinfo.cpu_model(), "start": self._device_start,
+                  "end": sysinfo.snapshot()}
+        end = self._end()
+        if warnings:
+            end["warnings"] = warnings
+        if self._capture is not None:
+            end["frames_read"] = self._capture.read
+        return self._recorder.report(end=end, memory=memory, device=device, meta=self._meta(),
+                                     duration_s=time.monotonic() - self._t0)
+
+    def _release(self) -> None:
+        for sink in self._sinks_open:  # only on a failed start: close() already closed them
+            try:
+                sink.close(None)
+            except Exception:
+                pass
+        self._sinks_open = []
+        if self.source is not None:
+            try:
+                self.source.close()
+            except Exception:
+                pass
+        if self._owns_model and self.model is not None:
+            self.model.close()
+            self._owns_model = False
+
+    # -- facts -----------------------------------------------------------------------------------
+    @property
+    def cached(self) -> bool:
+        """True when features are being reused between pairs."""
+        return bool(self._pairs and self._pairs.cached)
+
+    def _meta(self) -> dict:
+        from edgeflow import __version__
+
+        model, source = self.model, self.source
+        return {
+            "edgeflow": __version__,
+            "started_at": getattr(self, "_started_wall", None),
+            "model": getattr(model, "name", None),
+            "artifact": str(getattr(getattr(model, "artifact", None), "root", "")) or None,
+            "backend": getattr(getattr(model, "runner", None), "backend", None),
+            "cached": self.cached,
+            "source": getattr(source, "uri", None) if source is not None else str(self._source_arg),
+            "live": bool(getattr(source, "is_live", False)),
+            "source_fps": getattr(source, "fps", None),
+            "drop_policy": self.drop_policy,
+            "queue_size": self.queue_size,
+            "max_frames": self.max_frames,
+            "duration_limit_s": self.duration,
+        }
+
+
+def _as_sink(obj):
+    from edgeflow.sinks.base import Sink
+    from edgeflow.sinks.callback import CallbackSink
+
+    if isinstance(obj, Sink) or all(hasattr(obj, m) for m in ("open", "on_result", "on_record", "close")):
+        return obj
+    if callable(obj):
+        return CallbackSink(obj)
+    raise InputError(f"a sink must be a Sink or a callable taking a Result, got {type(obj).__name__}")
+
+
+def _one_line(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return f"{type(err).__name__}: {text[0]}" if text else type(err).__name__

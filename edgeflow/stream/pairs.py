@@ -1,0 +1,82 @@
+"""Consecutive-pair inference with reuse: each frame is preprocessed (and encoded) exactly once.
+
+Pair (t-1, t) needs frame t-1's network tensor, or with a split artifact its encoder features.
+Both are kept from the previous step instead of being recomputed, which is what makes feature
+caching pay: per frame the cached path runs ``encoder(t) + decoder(t-1, t)`` instead of the
+whole network on two frames.
+
+Every step reports its stage times (seconds) so the stream can account for them per frame.
+"""
+
+from __future__ import annotations
+
+from time import perf_counter
+from typing import Optional
+
+import numpy as np
+
+from edgeflow.errors import InputError
+
+
+class PairRunner:
+    """Feed frames one at a time; get the flow from the previous frame to this one."""
+
+    def __init__(self, model, cache_features: bool = True):
+        self.model = model
+        self.cached = bool(cache_features and model.can_cache_features)
+        runner = model.runner
+        self._in = runner.input_names
+        self._out = runner.output_names[0]
+        if self.cached:
+            self._enc_in = model.encoder.input_names[0]
+            self._enc_out = model.encoder.output_names
+            self._dec_in = model.decoder.input_names
+            self._dec_out = model.decoder.output_names[0]
+        self._prev = None  # tensor (uncached) or feature list (cached) of the previous frame
+        self._geometry = None
+
+    def reset(self) -> None:
+        self._prev = None
+        self._geometry = None
+
+    def step(self, image: np.ndarray, stages: dict) -> tuple[Optional[np.ndarray], Optional[str]]:
+        """Process one frame. Returns ``(flow, None)`` for a result, or ``(None, why)`` when the
+        frame only starts a chain (``"first_frame"``, ``"size_changed"``). Fills ``stages``."""
+        t0 = perf_counter()
+        geometry = self.model.geometry(image)
+        chain_break = None
+        if self._geometry is None:
+            chain_break = "first_frame"
+        elif geometry != self._geometry:
+            chain_break = "size_changed"
+        x = geometry.to_network(image)
+        t1 = perf_counter()
+        stages["preprocess"] = t1 - t0
+        if self.cached:
+            outs = self.model.encoder.infer({self._enc_in: x})
+            feats = [outs[n] for n in self._enc_out]
+            t2 = perf_counter()
+            stages["encode"] = t2 - t1
+            if chain_break:
+                stages["inference"] = t2 - t1
+                self._prev, self._geometry = feats, geometry
+                return None, chain_break
+            prev = self._prev
+            if len(self._dec_in) != len(prev) + len(feats):
+                raise InputError(f"decoder expects {len(self._dec_in)} inputs, encoder gave {len(feats)} per frame")
+            raw = self.model.decoder.infer(dict(zip(self._dec_in, prev + feats)))[self._dec_out]
+            t3 = perf_counter()
+            stages["decode"] = t3 - t2
+            stages["inference"] = t3 - t1
+            self._prev = feats
+        else:
+            if chain_break:
+                self._prev, self._geometry = x, geometry
+                return None, chain_break
+            raw = self.model.runner.infer({self._in[0]: self._prev, self._in[1]: x})[self._out]
+            t3 = perf_counter()
+            stages["inference"] = t3 - t1
+            self._prev = x
+        flow = geometry.to_frame(raw)
+        stages["postprocess"] = perf_counter() - t3
+        return flow, None
