@@ -74,7 +74,9 @@ def _require_skimage():
         ) from None
 
 
-def global_motion_pair(motion: GlobalMotion, image: np.ndarray, height: int = EVAL_HEIGHT, width: int = EVAL_WIDTH) -> EvalPair:
+def global_motion_pair(
+    motion: GlobalMotion, image: np.ndarray, height: int = EVAL_HEIGHT, width: int = EVAL_WIDTH
+) -> EvalPair:
     """Render ``image`` (RGB uint8) moved by ``motion`` as a pair with exact flow."""
     from edgeflow.synthetic.photometric import to_uint8
     from edgeflow.synthetic.sampling import PackedTexture

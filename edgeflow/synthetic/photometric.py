@@ -72,10 +72,12 @@ class PhotometricParams(NamedTuple):
 
 
 def to_uint8(planar: np.ndarray) -> np.ndarray:
-    """float ``C x H x W`` -> uint8 ``H x W x C`` (rounded, clipped)."""
-    out = np.clip(planar, 0.0, 255.0)
-    out += 0.5
-    return np.ascontiguousarray(out.astype(np.uint8).transpose(1, 2, 0))
+    """float ``C x H x W`` -> uint8 ``H x W x C`` (rounded, clipped). Overwrites ``planar``."""
+    np.clip(planar, 0.0, 255.0, out=planar)
+    planar += 0.5
+    out = np.empty(planar.shape[1:] + planar.shape[:1], np.uint8)
+    np.copyto(out, planar.transpose(1, 2, 0), casting="unsafe")  # truncation of x + 0.5 rounds
+    return out
 
 
 def gaussian_blur(planar: np.ndarray, sigma: float) -> np.ndarray:
@@ -116,29 +118,32 @@ def gaussian_noise(rng: np.random.Generator, count: int) -> np.ndarray:
     return buffer[start : start + count]
 
 
-def apply(planar: np.ndarray, params: PhotometricParams, rng: np.random.Generator, frame_gain: float = 1.0) -> np.ndarray:
+def apply(
+    planar: np.ndarray, params: PhotometricParams, rng: np.random.Generator, frame_gain: float = 1.0
+) -> np.ndarray:
     """Augment one rendered float ``3 x H x W`` frame; returns uint8 ``H x W x 3``.
 
-    ``rng`` only draws the noise window, so frames that share ``params`` differ only by noise
-    and ``frame_gain``.
+    ``planar`` may be overwritten. ``rng`` only draws the noise window, so frames that share
+    ``params`` differ only by noise and ``frame_gain``.
     """
     if params.blur > 0:
         planar = gaussian_blur(planar, params.blur)
-    levels = np.clip(planar, 0.0, 255.0)
-    levels += 0.5
-    levels = levels.astype(np.uint8)
+    np.clip(planar, 0.0, 255.0, out=planar)
+    planar += 0.5
+    levels = planar.astype(np.uint8)
     table = tone_table(params, frame_gain)
+    channels, h, w = levels.shape
     if params.noise <= 0:
         table = (table + 0.5).astype(np.uint8)
-        out = np.empty_like(levels)
-        for c in range(levels.shape[0]):
-            np.take(table[c], levels[c], out=out[c], mode="clip")
-        return np.ascontiguousarray(out.transpose(1, 2, 0))
-    out = np.empty(levels.shape, np.float32)
-    for c in range(levels.shape[0]):
-        np.take(table[c], levels[c], out=out[c], mode="clip")
-    out += params.noise * gaussian_noise(rng, out.size).reshape(out.shape)
-    return to_uint8(out)
+        out = np.empty((h, w, channels), np.uint8)
+        for c in range(channels):
+            out[:, :, c] = np.take(table[c], levels[c], mode="clip")
+        return out
+    toned = np.empty(levels.shape, np.float32)
+    for c in range(channels):
+        np.take(table[c], levels[c], out=toned[c], mode="clip")
+    toned += params.noise * gaussian_noise(rng, toned.size).reshape(toned.shape)
+    return to_uint8(toned)
 
 
 def augment_pair(

@@ -78,14 +78,24 @@ class Texture:
     channels: int
 
     def sample(
-        self, x: np.ndarray, y: np.ndarray, border: str = "mirror", gain: Optional[np.ndarray] = None
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        border: str = "mirror",
+        gain: Optional[np.ndarray] = None,
+        out: Optional[np.ndarray] = None,
     ) -> np.ndarray:
-        """Bilinear samples at 1-D float coordinates as float32 ``C x n`` (times ``gain``, per channel)."""
+        """Bilinear samples at float coordinates as float32 ``C x n`` (times ``gain``, per channel).
+
+        ``x``, ``y``: equal-shaped arrays, read in C order. ``out``: optional float32 ``C x n``
+        array to write into (e.g. a reshaped frame, saving a copy).
+        """
         if border not in BORDERS:
             raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
         x = np.asarray(x, dtype=np.float32).ravel()
         y = np.asarray(y, dtype=np.float32).ravel()
-        out = np.empty((self.channels, x.shape[0]), dtype=np.float32)
+        if out is None:
+            out = np.empty((self.channels, x.shape[0]), dtype=np.float32)
         for start in range(0, x.shape[0], CHUNK):
             stop = start + CHUNK
             self._block(x[start:stop], y[start:stop], border, out[:, start:stop])

@@ -136,19 +136,23 @@ class Scene:
     def render_planar(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Frame at time ``t`` as float32 ``C x H x W`` plus the uint8 ``H x W`` top-layer ids.
 
-        The bottom layer is drawn over the whole frame in one pass (no masks); objects are then
+        The background is drawn over the whole frame in one pass (no masks); objects are then
         visited top to bottom and each samples only pixels no object above it covers, so
         overlapping objects cost no more than one.
         """
         channels = self.layers[0].texture.channels
         image = np.empty((channels, self.height, self.width), np.float32)
         ids = np.zeros((self.height, self.width), np.uint8)
+        background = self.layers[0]
+        a, b, c, d, e, f = _coeffs(background.texture_from_local @ np.linalg.inv(background.motion.pose(t)))
+        xs, ys = self._xs[None, :], self._ys[:, None]
+        background.texture.sample(
+            a * xs + (b * ys + c), d * xs + (e * ys + f), "mirror", background.gain, image.reshape(channels, -1)
+        )
         covered = np.zeros((self.height, self.width), bool)
-        for k in range(len(self.layers) - 1, -1, -1):
+        for k in range(len(self.layers) - 1, 0, -1):
             layer = self.layers[k]
             pose = layer.motion.pose(t)
-            if k == 0:
-                continue
             window = self._pixel_window(self._bounds(layer, pose))
             if window is None:
                 continue
@@ -169,21 +173,7 @@ class Scene:
                 window_image[ch][mask] = values[ch]
             ids[y0:y1, x0:x1][mask] = k
             covered[y0:y1, x0:x1] |= mask
-        self._render_base(image, covered, t)
         return image, ids
-
-    def _render_base(self, image: np.ndarray, covered: np.ndarray, t: float) -> None:
-        """Fill the pixels no object covers with the background. Drawing the full frame and
-        keeping the covered pixels is cheaper than gathering the free pixels' coordinates."""
-        layer = self.layers[0]
-        a, b, c, d, e, f = _coeffs(layer.texture_from_local @ np.linalg.inv(layer.motion.pose(t)))
-        xs, ys = self._xs[None, :], self._ys[:, None]
-        values = layer.texture.sample(a * xs + (b * ys + c), d * xs + (e * ys + f), "mirror", layer.gain)
-        values = values.reshape(image.shape)
-        if covered.any():
-            np.copyto(image, values, where=~covered[None])
-        else:
-            image[...] = values
 
     def render(self, t: float) -> tuple[np.ndarray, np.ndarray]:
         """Frame at time ``t`` as float32 ``H x W x C`` (unclipped) plus ``H x W`` layer ids."""
@@ -205,30 +195,87 @@ class Scene:
         """
         if ids0 is None:
             ids0 = self.render_planar(t0)[1]
-        table = np.empty((6, len(self.layers)), np.float32)
+        # The background's affine flow over the whole frame, then each object's over the pixels
+        # it owns inside its own window (cheaper than gathering per-pixel coefficients).
+        flow = np.empty(ids0.shape + (2,), np.float32)
+        u, v = flow[..., 0], flow[..., 1]
         for k in range(len(self.layers)):
+            if k == 0:
+                x0, x1, y0, y1 = 0, self.width, 0, self.height
+                mask = None
+            else:
+                window = self._pixel_window(self._bounds(self.layers[k], self.layers[k].motion.pose(t0)))
+                if window is None:
+                    continue
+                x0, x1, y0, y1 = window
+                mask = ids0[y0:y1, x0:x1] == k
+                if not mask.any():
+                    continue
             m = self.motion_between(k, t0, t1)
-            table[:, k] = (m[0, 0] - 1.0, m[0, 1], m[0, 2], m[1, 0], m[1, 1] - 1.0, m[1, 2])
-        xs, ys = self._xs[None, :], self._ys[:, None]
-        single = len(self.layers) == 1
-        col = (lambda i: table[i, 0]) if single else (lambda i: np.take(table[i], ids0))
-        u = col(0) * xs + (col(1) * ys + col(2))
-        v = col(3) * xs + (col(4) * ys + col(5))
-        u = np.broadcast_to(u, ids0.shape)
-        v = np.broadcast_to(v, ids0.shape)
-        flow = np.stack([u, v], axis=-1)
-        valid = self._visible(t1, ids0, xs + u, ys + v)
+            xs, ys = self._xs[None, x0:x1], self._ys[y0:y1, None]
+            a, b, c, d, e, f = (float(m[0, 0] - 1.0), float(m[0, 1]), float(m[0, 2]),
+                                float(m[1, 0]), float(m[1, 1] - 1.0), float(m[1, 2]))
+            for out, expr in ((u, a * xs + (b * ys + c)), (v, d * xs + (e * ys + f))):
+                if mask is None:
+                    out[...] = expr
+                else:
+                    np.copyto(out[y0:y1, x0:x1], expr, where=mask)
+        valid = self._visible(t0, t1, ids0, u, v)
         return flow, valid
 
-    def _visible(self, t1: float, ids0: np.ndarray, qx: np.ndarray, qy: np.ndarray) -> np.ndarray:
-        """Frame-``t0`` pixels whose destination is in the frame and not covered by a higher layer."""
+    def _visible(self, t0: float, t1: float, ids0: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """Frame-``t0`` pixels whose destination ``p + (u, v)`` is in the frame and not covered by
+        a higher layer at ``t1``."""
+        qx = self._xs[None, :] + u
+        qy = self._ys[:, None] + v
         valid = (qx >= 0) & (qx <= self.width - 1) & (qy >= 0) & (qy <= self.height - 1)
         if len(self.layers) == 1:
             return valid
+        # Source windows: where each layer's frame-t0 pixels are, and its motion T_k.
+        sources = []
+        for k, layer in enumerate(self.layers):
+            window = self._pixel_window(self._bounds(layer, layer.motion.pose(t0)))
+            if window is not None:
+                sources.append((k, window, np.linalg.inv(self.motion_between(k, t0, t1))))
+        for j in range(1, len(self.layers)):
+            layer = self.layers[j]
+            pose = layer.motion.pose(t1)
+            bx0, bx1, by0, by1 = self._bounds(layer, pose)
+            # Only source pixels whose layer carries them into the occluder's box can be hidden
+            # by it: the union over lower layers k of T_k^-1(box), clipped to k's own window.
+            corners = np.array([[bx0, bx1, bx1, bx0], [by0, by0, by1, by1], [1.0, 1.0, 1.0, 1.0]])
+            window = None
+            for k, (sx0, sx1, sy0, sy1), back in sources:
+                if k >= j:
+                    break
+                src = back @ corners
+                box = self._pixel_window((src[0].min(), src[0].max(), src[1].min(), src[1].max()))
+                if box is None:
+                    continue
+                box = (max(box[0], sx0), min(box[1], sx1), max(box[2], sy0), min(box[3], sy1))
+                if box[0] >= box[1] or box[2] >= box[3]:
+                    continue
+                window = box if window is None else (
+                    min(window[0], box[0]), max(window[1], box[1]), min(window[2], box[2]), max(window[3], box[3])
+                )
+            if window is None:
+                continue
+            x0, x1, y0, y1 = window
+            sub_valid = valid[y0:y1, x0:x1]
+            wx, wy = qx[y0:y1, x0:x1], qy[y0:y1, x0:x1]
+            cand = sub_valid & (ids0[y0:y1, x0:x1] < j) & (wx >= bx0) & (wx <= bx1) & (wy >= by0) & (wy <= by1)
+            if not cand.any():
+                continue
+            px, py = wx[cand], wy[cand]
+            a, b, c, d, e, f = _coeffs(np.linalg.inv(pose))
+            covered = layer.shape.contains(a * px + (b * py + c), d * px + (e * py + f))
+            cand[cand] = covered
+            sub_valid &= ~cand
+        return valid
         # Destinations are at most this far from their source pixel: lets each occluder test
         # only a window of source pixels instead of the whole frame.
-        reach_x = float(np.abs(qx - self._xs[None, :]).max())
-        reach_y = float(np.abs(qy - self._ys[:, None]).max())
+        reach_x = float(np.abs(u).max())
+        reach_y = float(np.abs(v).max())
         for j in range(1, len(self.layers)):
             layer = self.layers[j]
             pose = layer.motion.pose(t1)

@@ -19,9 +19,8 @@ from typing import Iterator, Optional, Union
 
 import numpy as np
 
-from edgeflow.errors import InputError
 from edgeflow.synthetic import photometric
-from edgeflow.synthetic.generator import FlowSample, _augment_config, check_size
+from edgeflow.synthetic.generator import FlowSample, _augment_config, check_size, pixels, whole_number
 from edgeflow.synthetic.layout import MotionRange, random_scene
 from edgeflow.synthetic.photometric import PhotometricAugment
 from edgeflow.synthetic.scene import Scene
@@ -58,22 +57,15 @@ class SyntheticSequence:
         textures: Optional[TextureBank] = None,
     ):
         self.height, self.width = check_size(height, width)
-        self.seed = int(seed)
-        if length is not None and (int(length) != length or length < 1):
-            raise InputError(f"sequence length must be a whole number >= 1 or None, got {length!r}")
-        self.length = None if length is None else int(length)
-        if int(bounce) != bounce or bounce < 1:
-            raise InputError(f"bounce must be a whole number of frames >= 1, got {bounce!r}")
-        self.bounce = int(bounce)
-        if int(max_objects) != max_objects or not 0 <= max_objects <= 254:
-            raise InputError(f"max_objects must be a whole number in [0, 254], got {max_objects!r}")
-        speed = 0.012 * max(self.height, self.width) if max_speed is None else float(max_speed)
-        if not speed >= 0:
-            raise InputError(f"max_speed must be >= 0 pixels per frame, got {max_speed!r}")
+        self.seed = whole_number(seed, "seed")
+        self.length = None if length is None else whole_number(length, "sequence length", 1)
+        self.bounce = whole_number(bounce, "bounce (frames)", 1)
+        max_objects = whole_number(max_objects, "max_objects", 0, 254)
+        speed = pixels(0.012 * max(self.height, self.width) if max_speed is None else max_speed, "max_speed")
         self.max_speed = speed
         self.augment = _augment_config(augment)
         rng = np.random.default_rng([self.seed, _GEOMETRY])
-        count = int(rng.integers(min(1, max_objects), int(max_objects) + 1))
+        count = int(rng.integers(min(1, max_objects), max_objects + 1))
         self.scene: Scene = random_scene(
             rng,
             self.height,
@@ -95,10 +87,7 @@ class SyntheticSequence:
         return float(phase if phase <= self.bounce else 2 * self.bounce - phase)
 
     def _check(self, t, last: int) -> int:
-        if int(t) != t or t < 0 or (self.length is not None and t > last):
-            limit = "" if self.length is None else f" and <= {last}"
-            raise InputError(f"frame index must be a whole number >= 0{limit}, got {t!r}")
-        return int(t)
+        return whole_number(t, "frame index", 0, None if self.length is None else last)
 
     def _render(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         tau = self.time(t)
@@ -113,7 +102,7 @@ class SyntheticSequence:
     def frame(self, t: int) -> np.ndarray:
         """Frame ``t`` as ``HxWx3`` uint8 RGB."""
         t = self._check(t, (self.length or 0) - 1)
-        image = self._render(t)[0]
+        image = self._render(t)[0].copy()  # the cached render stays intact for flow() and reuse
         if self.augment is None:
             return photometric.to_uint8(image)
         return photometric.apply(image, self._params, np.random.default_rng([self.seed, _NOISE, t]))

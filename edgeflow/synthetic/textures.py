@@ -8,21 +8,19 @@ logger. ``TextureBank.source`` tells which one you got.
 
 Bundled images (all loaded through ``skimage.data``; origin and licence as documented there):
 
-================  ==================================================================  ===========
-name              origin                                                              licence
-================  ==================================================================  ===========
-astronaut         Eileen Collins, NASA Great Images database                          public domain
-coffee            coffee cup, Pikolo Espresso Bar, photo by Rachel Michetti           CC0
-chelsea           Chelsea the cat, photo by Stefan van der Walt                       CC0
-rocket            DSCOVR launch on Falcon 9, SpaceX photos                            public domain
-immunohistochemistry  colonic glands, Center for Microscopy And Molecular Imaging     no known restrictions
-camera            photographer with camera, photo by Lav Varshney (grayscale)         CC0
-coins             Greek coins from Pompeii, Brooklyn Museum collection (grayscale)    no known restrictions
-moon              surface of the moon (grayscale)                                     scikit-image sample data
-brick             brick wall, cc0textures.com "Bricks25" (grayscale)                  CC0
-grass             grass, DeviantArt "Grass-01" by linolafett (grayscale)              CC0
-gravel            gravel, cc0textures.com "Gravel04" (grayscale)                      CC0
-================  ==================================================================  ===========
+- ``astronaut``: Eileen Collins, NASA Great Images database (public domain)
+- ``coffee``: coffee cup, Pikolo Espresso Bar, photo by Rachel Michetti (CC0)
+- ``chelsea``: Chelsea the cat, photo by Stefan van der Walt (CC0)
+- ``rocket``: DSCOVR launch on Falcon 9, SpaceX photos (public domain)
+- ``immunohistochemistry``: colonic glands, Center for Microscopy And Molecular Imaging
+  (no known copyright restrictions)
+- ``camera``: photographer with camera, by Lav Varshney (CC0; grayscale)
+- ``coins``: Greek coins from Pompeii, Brooklyn Museum collection (no known copyright
+  restrictions; grayscale)
+- ``moon``: surface of the moon (scikit-image sample data; grayscale)
+- ``brick``: brick wall, cc0textures.com "Bricks25" (CC0; grayscale)
+- ``grass``: grass, DeviantArt "Grass-01" by linolafett (CC0; grayscale)
+- ``gravel``: gravel, cc0textures.com "Gravel04" (CC0; grayscale)
 
 Left out on purpose: images that need a download (``rough_wall``, ``kidney``, ``lily``, ...), mostly
 flat or synthetic ones (``hubble_deep_field``, ``retina``, ``cell``, ``colorwheel``, ``page``,
