@@ -103,6 +103,38 @@ class Texture:
             out *= np.asarray(gain, np.float32)[:, None]
         return out
 
+    def sample_grid(
+        self,
+        coeffs: tuple[float, float, float, float, float, float],
+        height: int,
+        width: int,
+        border: str = "mirror",
+        gain: Optional[np.ndarray] = None,
+        out: Optional[np.ndarray] = None,
+    ) -> np.ndarray:
+        """Sample at the affine image of a ``height x width`` pixel grid; float32 ``C x (h*w)``.
+
+        Grid pixel ``(x, y)`` reads the texture at ``(a x + b y + c, d x + e y + f)`` with
+        ``coeffs = (a, b, c, d, e, f)``. Same result as :meth:`sample` on those coordinates,
+        but they are generated a few rows at a time instead of as two frame-sized arrays.
+        """
+        if border not in BORDERS:
+            raise ValueError(f"border must be one of {BORDERS}, got {border!r}")
+        if out is None:
+            out = np.empty((self.channels, height * width), dtype=np.float32)
+        a, b, c, d, e, f = (float(v) for v in coeffs)
+        xs = np.arange(width, dtype=np.float32)
+        ax, dx = a * xs, d * xs
+        rows = max(1, CHUNK // max(width, 1))
+        for y0 in range(0, height, rows):
+            ys = np.arange(y0, min(y0 + rows, height), dtype=np.float32)[:, None]
+            tx = (ax + (b * ys + c)).ravel()
+            ty = (dx + (e * ys + f)).ravel()
+            self._block(tx, ty, border, out[:, y0 * width : y0 * width + tx.shape[0]])
+        if gain is not None:
+            out *= np.asarray(gain, np.float32)[:, None]
+        return out
+
     def _block(self, x, y, border, out) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
@@ -147,11 +179,13 @@ class PackedTexture(Texture):
         gx = 1.0 - fx
         gy = 1.0 - fy
         weights = (gx * gy, fx * gy, gx * fy, fx * fy)
+        term = np.empty_like(fx)
         for c in range(self.channels):
             o = out[c]
             np.multiply(taps[:, c], weights[0], out=o)
             for k in (1, 2, 3):
-                o += taps[:, 4 * k + c] * weights[k]
+                np.multiply(taps[:, 4 * k + c], weights[k], out=term)
+                o += term
 
 
 class PlanarTexture(Texture):

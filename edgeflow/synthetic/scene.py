@@ -16,6 +16,10 @@ coordinates at time ``t``.
 
 Because frames and flow come from one set of poses, ground truth is exact by construction (up
 to float32 rounding); only the texture resampling carries interpolation error.
+
+Small transforms are handled as 6-tuples ``(a, b, c, d, e, f)`` meaning
+``x' = a x + b y + c, y' = d x + e y + f`` in plain Python floats: a scene does dozens of them
+per frame, and numpy's per-call overhead on 3x3 arrays would cost more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -28,17 +32,51 @@ import numpy as np
 
 from edgeflow.synthetic.sampling import Texture
 
+Affine = tuple[float, float, float, float, float, float]
+
+
+def affine6(tx: float = 0.0, ty: float = 0.0, angle: float = 0.0, scale: float = 1.0, shear: float = 0.0) -> Affine:
+    """``translate(tx, ty) . rotate(angle) . shear_x(shear) . scale(scale)`` (radians) as a 6-tuple."""
+    c, s = math.cos(angle), math.sin(angle)
+    return (c * scale, (c * shear - s) * scale, float(tx), s * scale, (s * shear + c) * scale, float(ty))
+
 
 def affine(tx: float = 0.0, ty: float = 0.0, angle: float = 0.0, scale: float = 1.0, shear: float = 0.0) -> np.ndarray:
-    """3x3 matrix ``translate(tx, ty) @ rotate(angle) @ shear_x(shear) @ scale(scale)`` (radians)."""
-    c, s = math.cos(angle), math.sin(angle)
-    return np.array(
-        [
-            [c * scale, (c * shear - s) * scale, tx],
-            [s * scale, (s * shear + c) * scale, ty],
-            [0.0, 0.0, 1.0],
-        ]
-    )
+    """The same transform as :func:`affine6`, as a 3x3 float64 matrix."""
+    return to_matrix(affine6(tx, ty, angle, scale, shear))
+
+
+def to_matrix(m: Affine) -> np.ndarray:
+    return np.array([[m[0], m[1], m[2]], [m[3], m[4], m[5]], [0.0, 0.0, 1.0]])
+
+
+def to_affine(m) -> Affine:
+    """3x3 (or 2x3) matrix -> 6-tuple of Python floats (which keep float32 arrays float32)."""
+    m = np.asarray(m, dtype=np.float64)
+    return tuple(float(v) for v in m[:2].ravel())  # type: ignore[return-value]
+
+
+def compose(p: Affine, q: Affine) -> Affine:
+    """``p . q``: apply ``q`` first."""
+    a, b, c, d, e, f = p
+    qa, qb, qc, qd, qe, qf = q
+    return (a * qa + b * qd, a * qb + b * qe, a * qc + b * qf + c, d * qa + e * qd, d * qb + e * qe, d * qc + e * qf + f)
+
+
+def invert(p: Affine) -> Affine:
+    a, b, c, d, e, f = p
+    det = a * e - b * d
+    ia, ib, id_, ie = e / det, -b / det, -d / det, a / det
+    return (ia, ib, -(ia * c + ib * f), id_, ie, -(id_ * c + ie * f))
+
+
+def box_image(m: Affine, x0: float, x1: float, y0: float, y1: float) -> tuple[float, float, float, float]:
+    """Bounding box ``(x0, x1, y0, y1)`` of the image of an axis-aligned box under ``m``."""
+    a, b, c, d, e, f = m
+    cx, cy, hx, hy = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
+    mx, my = a * cx + b * cy + c, d * cx + e * cy + f
+    rx, ry = abs(a) * hx + abs(b) * hy, abs(d) * hx + abs(e) * hy
+    return mx - rx, mx + rx, my - ry, my + ry
 
 
 @dataclass(frozen=True)
@@ -59,9 +97,9 @@ class Motion:
     shear: float = 0.0
     shear_rate: float = 0.0
 
-    def pose(self, t: float) -> np.ndarray:
-        """Local -> frame coordinates at time ``t`` (3x3, float64)."""
-        return affine(
+    def pose6(self, t: float) -> Affine:
+        """Local -> frame coordinates at time ``t`` as a 6-tuple."""
+        return affine6(
             self.center[0] + self.velocity[0] * t,
             self.center[1] + self.velocity[1] * t,
             self.angle + self.spin * t,
@@ -69,15 +107,19 @@ class Motion:
             self.shear + self.shear_rate * t,
         )
 
+    def pose(self, t: float) -> np.ndarray:
+        """Local -> frame coordinates at time ``t`` (3x3, float64)."""
+        return to_matrix(self.pose6(t))
+
 
 @dataclass(frozen=True)
 class Layer:
     """One textured layer.
 
     ``texture`` is what the layer shows (a :class:`~edgeflow.synthetic.sampling.Texture`);
-    ``texture_from_local`` places the layer's local coordinates on the texture; ``shape`` is the
-    silhouette in local coordinates (``None``: covers everything); ``gain`` is an optional
-    per-channel colour multiplier (tints grayscale textures).
+    ``texture_from_local`` (3x3) places the layer's local coordinates on the texture; ``shape``
+    is the silhouette in local coordinates (``None``: covers everything); ``gain`` is an
+    optional per-channel colour multiplier (tints grayscale textures).
     """
 
     texture: Texture
@@ -85,11 +127,6 @@ class Layer:
     motion: Motion
     shape: Optional[object] = None
     gain: Optional[np.ndarray] = None
-
-
-def _coeffs(m: np.ndarray) -> tuple[float, ...]:
-    # Python floats are "weak" scalars: multiplying float32 arrays by them stays float32.
-    return tuple(float(v) for v in m[:2].ravel())
 
 
 class Scene:
@@ -107,20 +144,20 @@ class Scene:
             raise ValueError("layer 0 is the background (shape=None); every layer above needs a shape")
         self.height, self.width = int(height), int(width)
         self.layers = tuple(layers)
+        self._texture_from_local = [to_affine(layer.texture_from_local) for layer in self.layers]
         self._xs = np.arange(self.width, dtype=np.float32)
         self._ys = np.arange(self.height, dtype=np.float32)
 
     # ------------------------------------------------------------------ geometry helpers
 
-    def _bounds(self, layer: Layer, pose: np.ndarray) -> Optional[tuple[float, float, float, float]]:
-        """Frame-space box ``(x0, x1, y0, y1)`` that contains the silhouette (None: unbounded)."""
-        if layer.shape is None:
-            return None
-        r = layer.shape.radius + 1.0
-        corners = pose @ np.array([[-r, r, r, -r], [-r, -r, r, r], [1.0, 1.0, 1.0, 1.0]])
-        return corners[0].min(), corners[0].max(), corners[1].min(), corners[1].max()
+    def _bounds(self, k: int, pose: Affine) -> tuple[float, float, float, float]:
+        """Frame-space box ``(x0, x1, y0, y1)`` containing object ``k``'s silhouette at ``pose``."""
+        r = self.layers[k].shape.radius + 1.0
+        return box_image(pose, -r, r, -r, r)
 
     def _pixel_window(self, bounds) -> Optional[tuple[int, int, int, int]]:
+        """Pixel slice bounds ``(x0, x1, y0, y1)`` covering a float box (None: the whole frame),
+        clipped to the frame; None when nothing is left."""
         if bounds is None:
             return 0, self.width, 0, self.height
         x0 = max(int(math.floor(bounds[0])), 0)
@@ -144,21 +181,24 @@ class Scene:
         image = np.empty((channels, self.height, self.width), np.float32)
         ids = np.zeros((self.height, self.width), np.uint8)
         background = self.layers[0]
-        a, b, c, d, e, f = _coeffs(background.texture_from_local @ np.linalg.inv(background.motion.pose(t)))
-        xs, ys = self._xs[None, :], self._ys[:, None]
-        background.texture.sample(
-            a * xs + (b * ys + c), d * xs + (e * ys + f), "mirror", background.gain, image.reshape(channels, -1)
+        background.texture.sample_grid(
+            compose(self._texture_from_local[0], invert(background.motion.pose6(t))),
+            self.height,
+            self.width,
+            "mirror",
+            background.gain,
+            image.reshape(channels, -1),
         )
         covered = np.zeros((self.height, self.width), bool)
         for k in range(len(self.layers) - 1, 0, -1):
             layer = self.layers[k]
-            pose = layer.motion.pose(t)
-            window = self._pixel_window(self._bounds(layer, pose))
+            pose = layer.motion.pose6(t)
+            window = self._pixel_window(self._bounds(k, pose))
             if window is None:
                 continue
             x0, x1, y0, y1 = window
             xs, ys = self._xs[None, x0:x1], self._ys[y0:y1, None]
-            a, b, c, d, e, f = _coeffs(np.linalg.inv(pose))
+            a, b, c, d, e, f = invert(pose)
             lx = a * xs + (b * ys + c)
             ly = d * xs + (e * ys + f)
             mask = layer.shape.contains(lx, ly)
@@ -166,7 +206,7 @@ class Scene:
             if not mask.any():
                 continue
             lx, ly = lx[mask], ly[mask]
-            a, b, c, d, e, f = _coeffs(layer.texture_from_local)
+            a, b, c, d, e, f = self._texture_from_local[k]
             values = layer.texture.sample(a * lx + (b * ly + c), d * lx + (e * ly + f), "mirror", layer.gain)
             window_image = image[:, y0:y1, x0:x1]
             for ch in range(channels):
@@ -184,8 +224,11 @@ class Scene:
 
     def motion_between(self, k: int, t0: float, t1: float) -> np.ndarray:
         """``T_k = P_k(t1) P_k(t0)^-1``: where layer ``k`` carries a frame-``t0`` point at ``t1``."""
+        return to_matrix(self._between(k, t0, t1))
+
+    def _between(self, k: int, t0: float, t1: float) -> Affine:
         motion = self.layers[k].motion
-        return motion.pose(t1) @ np.linalg.inv(motion.pose(t0))
+        return compose(motion.pose6(t1), invert(motion.pose6(t0)))
 
     def flow(self, t0: float, t1: float, ids0: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
         """Exact flow ``H x W x 2`` float32 from frame ``t0`` to ``t1`` and its valid mask.
@@ -204,17 +247,16 @@ class Scene:
                 x0, x1, y0, y1 = 0, self.width, 0, self.height
                 mask = None
             else:
-                window = self._pixel_window(self._bounds(self.layers[k], self.layers[k].motion.pose(t0)))
+                window = self._pixel_window(self._bounds(k, self.layers[k].motion.pose6(t0)))
                 if window is None:
                     continue
                 x0, x1, y0, y1 = window
                 mask = ids0[y0:y1, x0:x1] == k
                 if not mask.any():
                     continue
-            m = self.motion_between(k, t0, t1)
+            a, b, c, d, e, f = self._between(k, t0, t1)
+            a, e = a - 1.0, e - 1.0  # displacement T(p) - p
             xs, ys = self._xs[None, x0:x1], self._ys[y0:y1, None]
-            a, b, c, d, e, f = (float(m[0, 0] - 1.0), float(m[0, 1]), float(m[0, 2]),
-                                float(m[1, 0]), float(m[1, 1] - 1.0), float(m[1, 2]))
             for out, expr in ((u, a * xs + (b * ys + c)), (v, d * xs + (e * ys + f))):
                 if mask is None:
                     out[...] = expr
@@ -234,22 +276,20 @@ class Scene:
         # Source windows: where each layer's frame-t0 pixels are, and its motion T_k.
         sources = []
         for k, layer in enumerate(self.layers):
-            window = self._pixel_window(self._bounds(layer, layer.motion.pose(t0)))
+            window = self._pixel_window(None if k == 0 else self._bounds(k, layer.motion.pose6(t0)))
             if window is not None:
-                sources.append((k, window, np.linalg.inv(self.motion_between(k, t0, t1))))
+                sources.append((k, window, invert(self._between(k, t0, t1))))
         for j in range(1, len(self.layers)):
             layer = self.layers[j]
-            pose = layer.motion.pose(t1)
-            bx0, bx1, by0, by1 = self._bounds(layer, pose)
+            pose = layer.motion.pose6(t1)
+            bx0, bx1, by0, by1 = self._bounds(j, pose)
             # Only source pixels whose layer carries them into the occluder's box can be hidden
             # by it: the union over lower layers k of T_k^-1(box), clipped to k's own window.
-            corners = np.array([[bx0, bx1, bx1, bx0], [by0, by0, by1, by1], [1.0, 1.0, 1.0, 1.0]])
             window = None
             for k, (sx0, sx1, sy0, sy1), back in sources:
                 if k >= j:
                     break
-                src = back @ corners
-                box = self._pixel_window((src[0].min(), src[0].max(), src[1].min(), src[1].max()))
+                box = self._pixel_window(box_image(back, bx0, bx1, by0, by1))
                 if box is None:
                     continue
                 box = (max(box[0], sx0), min(box[1], sx1), max(box[2], sy0), min(box[3], sy1))
@@ -267,30 +307,7 @@ class Scene:
             if not cand.any():
                 continue
             px, py = wx[cand], wy[cand]
-            a, b, c, d, e, f = _coeffs(np.linalg.inv(pose))
-            covered = layer.shape.contains(a * px + (b * py + c), d * px + (e * py + f))
-            cand[cand] = covered
-            sub_valid &= ~cand
-        return valid
-        # Destinations are at most this far from their source pixel: lets each occluder test
-        # only a window of source pixels instead of the whole frame.
-        reach_x = float(np.abs(u).max())
-        reach_y = float(np.abs(v).max())
-        for j in range(1, len(self.layers)):
-            layer = self.layers[j]
-            pose = layer.motion.pose(t1)
-            bx0, bx1, by0, by1 = self._bounds(layer, pose)
-            window = self._pixel_window((bx0 - reach_x, bx1 + reach_x, by0 - reach_y, by1 + reach_y))
-            if window is None:
-                continue
-            x0, x1, y0, y1 = window
-            sub_valid = valid[y0:y1, x0:x1]
-            wx, wy = qx[y0:y1, x0:x1], qy[y0:y1, x0:x1]
-            cand = sub_valid & (ids0[y0:y1, x0:x1] < j) & (wx >= bx0) & (wx <= bx1) & (wy >= by0) & (wy <= by1)
-            if not cand.any():
-                continue
-            px, py = wx[cand], wy[cand]
-            a, b, c, d, e, f = _coeffs(np.linalg.inv(pose))
+            a, b, c, d, e, f = invert(pose)
             covered = layer.shape.contains(a * px + (b * py + c), d * px + (e * py + f))
             cand[cand] = covered
             sub_valid &= ~cand

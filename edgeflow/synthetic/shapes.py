@@ -14,6 +14,8 @@ interpolated. Directions are measured with the "diamond angle" ``y / (|x| + |y|)
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 TABLE_SIZE = 1024
@@ -60,8 +62,11 @@ class StarShape:
         return r2 <= radius * radius
 
 
+@functools.lru_cache(maxsize=4)
 def table_angles(n: int = TABLE_SIZE) -> np.ndarray:
-    """True angles (radians) of the ``n`` table directions: diamond angles ``-1 + 4k/n``."""
+    """True angles (radians) of the ``n`` table directions: diamond angles ``-1 + 4k/n``.
+
+    Cached and shared: do not modify the returned array."""
     t = -1.0 + 4.0 * np.arange(n) / n
     q = np.where(t <= 1.0, t, 2.0 - t)
     x = np.where(t <= 1.0, 1.0 - np.abs(q), np.abs(q) - 1.0)
