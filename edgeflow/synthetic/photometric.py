@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 _NOISE_SEED = 0x5EED
+CHUNK_PIXELS = 8192  # rows per block in apply(): about this many pixels
 
 
 @dataclass(frozen=True)
@@ -80,21 +81,36 @@ def to_uint8(planar: np.ndarray) -> np.ndarray:
     return out
 
 
-def gaussian_blur(planar: np.ndarray, sigma: float) -> np.ndarray:
-    """Separable Gaussian blur of ``C x H x W`` float32 with edge replication."""
+def gaussian_taps(sigma: float) -> np.ndarray:
+    """Normalised 1-D Gaussian kernel of radius ``ceil(2 sigma)`` (at least 1)."""
     radius = max(1, int(math.ceil(2.0 * sigma)))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-    taps = (taps / taps.sum()).astype(np.float32)
+    return (taps / taps.sum()).astype(np.float32)
+
+
+def _blur_rows(planar: np.ndarray, y0: int, y1: int, taps: np.ndarray) -> np.ndarray:
+    """Rows ``y0:y1`` of the separable Gaussian blur of ``C x H x W`` (edges replicated)."""
+    r = len(taps) // 2
     _, h, w = planar.shape
-    padded = np.pad(planar, ((0, 0), (0, 0), (radius, radius)), mode="edge")
-    rows = taps[0] * padded[:, :, 0:w]
-    for i in range(1, len(taps)):
-        rows += taps[i] * padded[:, :, i : i + w]
-    padded = np.pad(rows, ((0, 0), (radius, radius), (0, 0)), mode="edge")
-    out = taps[0] * padded[:, 0:h]
-    for i in range(1, len(taps)):
-        out += taps[i] * padded[:, i : i + h]
+    rows = np.clip(np.arange(y0 - r, y1 + r), 0, h - 1)
+    cols = np.clip(np.arange(-r, w + r), 0, w - 1)
+    src = planar[:, rows[:, None], cols[None, :]]  # block with an edge-replicated halo
+    across = src[..., r : r + w] * taps[r]
+    for i in range(1, r + 1):
+        across += taps[r + i] * (src[..., r - i : r - i + w] + src[..., r + i : r + i + w])
+    n = y1 - y0
+    out = across[:, r : r + n] * taps[r]
+    for i in range(1, r + 1):
+        out += taps[r + i] * (across[:, r - i : r - i + n] + across[:, r + i : r + i + n])
     return out
+
+
+def gaussian_blur(planar: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur of ``C x H x W`` float32 with edge replication."""
+    taps = gaussian_taps(sigma)
+    _, h, w = planar.shape
+    rows = max(1, CHUNK_PIXELS // w)
+    return np.concatenate([_blur_rows(planar, y0, min(y0 + rows, h), taps) for y0 in range(0, h, rows)], axis=1)
 
 
 def tone_table(params: PhotometricParams, frame_gain: float = 1.0) -> np.ndarray:
@@ -123,27 +139,36 @@ def apply(
 ) -> np.ndarray:
     """Augment one rendered float ``3 x H x W`` frame; returns uint8 ``H x W x 3``.
 
-    ``planar`` may be overwritten. ``rng`` only draws the noise window, so frames that share
-    ``params`` differ only by noise and ``frame_gain``.
+    ``rng`` only draws the noise window, so frames that share ``params`` differ only by noise
+    and ``frame_gain``. The frame is processed a few rows at a time: every temporary stays
+    small, which on this workload is worth more than the extra loop iterations.
     """
-    if params.blur > 0:
-        planar = gaussian_blur(planar, params.blur)
-    np.clip(planar, 0.0, 255.0, out=planar)
-    planar += 0.5
-    levels = planar.astype(np.uint8)
+    channels, h, w = planar.shape
     table = tone_table(params, frame_gain)
-    channels, h, w = levels.shape
     if params.noise <= 0:
         table = (table + 0.5).astype(np.uint8)
-        out = np.empty((h, w, channels), np.uint8)
+    else:
+        noise = gaussian_noise(rng, h * w * channels).reshape(h, w, channels)
+    taps = gaussian_taps(params.blur) if params.blur > 0 else None
+    out = np.empty((h, w, channels), np.uint8)
+    rows = max(1, CHUNK_PIXELS // w)
+    for y0 in range(0, h, rows):
+        y1 = min(y0 + rows, h)
+        block = _blur_rows(planar, y0, y1, taps) if taps is not None else planar[:, y0:y1]
+        block = np.clip(block, 0.0, 255.0)
+        block += 0.5
+        levels = block.astype(np.intp)
+        toned = np.empty((y1 - y0, w, channels), table.dtype)
         for c in range(channels):
-            out[:, :, c] = np.take(table[c], levels[c], mode="clip")
-        return out
-    toned = np.empty(levels.shape, np.float32)
-    for c in range(channels):
-        np.take(table[c], levels[c], out=toned[c], mode="clip")
-    toned += params.noise * gaussian_noise(rng, toned.size).reshape(toned.shape)
-    return to_uint8(toned)
+            np.take(table[c], levels[c], out=toned[:, :, c], mode="clip")
+        if params.noise <= 0:
+            out[y0:y1] = toned
+            continue
+        toned += params.noise * noise[y0:y1]
+        np.clip(toned, 0.0, 255.0, out=toned)
+        toned += 0.5
+        out[y0:y1] = toned  # float -> uint8 truncates: rounds
+    return out
 
 
 def augment_pair(
