@@ -1,9 +1,10 @@
-"""``edgeflow convert``: load -> [prune] -> export -> [quantize] -> validate -> artifact.
+"""``edgeflow convert``: load -> [prune] -> export -> validate -> [quantize] -> report -> artifact.
 
 Each stage is a small function with explicit inputs and outputs; :class:`ConvertJob` only orders
 them, shows progress, and writes the artifact. Nothing is marked valid until parity against the
-PyTorch model has passed: a failed check still writes the directory (for inspection) but with
-``valid: false``, which the runtime refuses, and convert exits non-zero.
+PyTorch model has passed (and, for FP16 / INT8, the accuracy guard of
+:mod:`converters.quantize.guard`): a failed check still writes the directory (for inspection) but
+with ``valid: false``, which the runtime refuses, and convert exits non-zero.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ import edgeflow
 from converters.export import DEFAULT_OPSET, export_onnx
 from converters.ops.onnx_function import DEFAULT_FORMULATION
 from converters.progress import Steps
+from converters.quantize.pipeline import QuantizeRequest, quantize_stage
 from converters.validate import ParityResult, check_parity, real_frame_pairs
+from converters.variants import Variant, measure_variants
 from edgeflow.artifact import ArtifactWriter
 from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
 from edgeflow.errors import EdgeflowError
@@ -47,6 +50,25 @@ class ConvertOptions:
     latency_iterations: int = 10
     pad_multiple: int | None = None  # for models that do not declare one
     quiet: bool = False
+    # Correlation function body for onnxruntime: "band_matmul" (converters.ops.band_correlation,
+    # several times faster on CPUs) or None to keep the exporter's formulation.
+    cpu_correlation: str | None = "band_matmul"
+    # Lower precision (converters.quantize.pipeline) and pruning (converters.prune).
+    int8: bool = False
+    fp16: bool = False
+    calib: str | None = None
+    calib_frames: int = 32
+    calib_method: str = "minmax"
+    per_channel: bool = True
+    int8_scheme: str | None = None
+    max_epe_increase: str | None = None  # None: converters.quantize.guard.DEFAULT_MAX_EPE_INCREASE
+    prune: float | None = None
+    finetune_steps: int = 0
+    latency_threads: int | None = None
+
+    @property
+    def precision(self) -> str:
+        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
 
 
 @dataclass
@@ -189,6 +211,76 @@ def check_split_parity(module, writer: ArtifactWriter, pairs, pad_multiple: int,
     return compare_flows(ref, got, opts.tol_epe, opts.tol_max_abs)
 
 
+def _net_hw(opts: ConvertOptions, pad_multiple: int) -> tuple[int, int]:
+    return -(-opts.height // pad_multiple) * pad_multiple, -(-opts.width // pad_multiple) * pad_multiple
+
+
+def _rewrite_bodies(path: Path) -> int:
+    import onnx
+
+    from converters.ops.band_correlation import use_band_bodies
+
+    model = onnx.load(str(path))
+    count = use_band_bodies(model)
+    if count:
+        onnx.save(model, str(path))
+    return count
+
+
+def use_cpu_correlation(writer: ArtifactWriter, split: bool) -> str:
+    """Give the exported graphs the band-MatMul correlation body (same node, faster on CPUs)."""
+    names = ["model.onnx"] + (["decoder.onnx"] if split else [])
+    counts = [_rewrite_bodies(writer.path(n)) for n in names]
+    return "band_matmul" if any(counts) else "exporter"
+
+
+def prune_stage(module, opts: ConvertOptions):
+    """(unpruned teacher, pruned student, manifest record) -- see converters.prune."""
+    import copy
+
+    from converters.prune import distill, prune_model
+    from converters.zoo.complexity import count_parameters
+
+    teacher = copy.deepcopy(module).eval()
+    result = prune_model(module, opts.prune)
+    finetune = distill(result.model, teacher, opts.finetune_steps, quiet=opts.quiet) if opts.finetune_steps else {}
+    record = {"ratio": opts.prune, "method": "L1-norm structured channel pruning (converters.prune)",
+              "config_before": result.config_before, "config_after": result.config_after,
+              "params_before": count_parameters(teacher), "params_after": count_parameters(result.model),
+              "finetune": finetune or None}
+    return teacher, result.model.eval(), record
+
+
+def _evaluator(opts: ConvertOptions, pad_multiple: int):
+    from converters.quantize.accuracy import FlowEvaluator, validation_pairs
+
+    return FlowEvaluator(validation_pairs(opts.height, opts.width), pad_multiple)
+
+
+def _budget(opts: ConvertOptions) -> str:
+    from converters.quantize.guard import EpeBudget
+
+    return EpeBudget.parse(opts.max_epe_increase).describe()
+
+
+def _quantize_request(opts: ConvertOptions) -> QuantizeRequest:
+    return QuantizeRequest(int8=opts.int8, fp16=opts.fp16, calib=opts.calib, calib_frames=opts.calib_frames,
+                           calib_method=opts.calib_method, per_channel=opts.per_channel, int8_scheme=opts.int8_scheme,
+                           max_epe_increase=opts.max_epe_increase)
+
+
+def _quant_note(quant) -> str:
+    acc = quant.accuracy.get(quant.precision, {})
+    text = f"EPE vs FP32 {acc.get('epe_vs_fp32', float('nan')):.3f} px"
+    if acc.get("increase") is not None:
+        budget = f"{acc['allowed']:.3f} px" if acc.get("allowed") is not None else "off"
+        text += f", vs GT {acc['increase']:+.3f} px (budget {budget})"
+    excluded = (quant.quantization or {}).get("excluded_nodes")
+    if excluded:
+        text += f", {len(excluded)} conv(s) kept float"
+    return text
+
+
 class ConvertJob:
     """Runs the stages in order and writes the artifact."""
 
@@ -200,17 +292,24 @@ class ConvertJob:
 
         opts = self.opts
         torch.manual_seed(0)
-        steps = Steps(5, quiet=opts.quiet)
+        steps = Steps(5 + bool(opts.prune) + (opts.precision != "fp32"), quiet=opts.quiet)
         with steps.step(f"Loading {opts.model}"):
             loaded = load_model(opts.model, trust_pickle=opts.trust_pickle)
             module = loaded.module.eval()
-            pad_multiple = int(opts.pad_multiple or loaded.pad_multiple or 64)
+            pad_multiple = int(opts.pad_multiple or getattr(module, "pad_multiple", 0) or 64)
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
-        name = loaded.name or loaded.arch or Path(str(opts.model)).stem
-        out = Path(opts.out) if opts.out else Path(f"{name}-fp32")
+        name = loaded.arch or Path(str(opts.model)).stem
+        out = Path(opts.out) if opts.out else Path(f"{name}-{opts.precision}")
+        unpruned, pruning = None, None
+        if opts.prune:
+            with steps.step(f"Pruning {opts.prune:.0%} of the channels" + (f", distilling {opts.finetune_steps} steps" if opts.finetune_steps else "")):
+                unpruned, module, pruning = prune_stage(module, opts)
+                steps.note(f"{pruning['params_before'] / 1e6:.2f} -> {pruning['params_after'] / 1e6:.2f} M params")
         with ArtifactWriter(out) as writer:
             with steps.step("Exporting ONNX"):
                 graphs = export_graphs(module, pad_multiple, opts, writer)
+                if opts.cpu_correlation:
+                    graphs["correlation_body"] = use_cpu_correlation(writer, graphs["split"])
                 steps.note(f"{graphs['correlation_nodes']} Correlation node(s)" + (", encoder/decoder split" if graphs["split"] else ""))
             with steps.step("Checking parity against PyTorch on real frames"):
                 pairs = real_frame_pairs(opts.height, opts.width, opts.parity_pairs)
@@ -222,18 +321,76 @@ class ConvertJob:
                 valid = not failed
                 parity = results["model"]
                 steps.note(parity.summary())
-            with steps.step("Measuring ORT CPU latency"):
-                latency = measure_latency(writer.path("model.onnx"), pairs, pad_multiple, opts.latency_iterations)
-                steps.note(f"median {latency['median_ms']:.1f} ms, p95 {latency['p95_ms']:.1f} ms")
+            reason = None if valid else "parity check failed: " + "; ".join(failed)
+            evaluator = _evaluator(opts, pad_multiple)
+            quant = None
+            if opts.precision != "fp32" and valid:
+                from converters.quantize.guard import AccuracyBudgetError
+
+                with steps.step(f"Quantizing to {opts.precision.upper()} (accuracy guard {_budget(opts)})"):
+                    try:
+                        quant = quantize_stage(_quantize_request(opts), writer, module, pad_multiple, opts.height, opts.width,
+                                               evaluator, graphs["split"], quiet=opts.quiet)
+                    except AccuracyBudgetError as err:
+                        valid, reason = False, str(err)
+                    else:
+                        graphs["split"] = graphs["split"] and not quant.dropped_split
+                        steps.note(_quant_note(quant))
+            report = {"variants": []}
+            if valid:
+                with steps.step("Measuring size, latency and accuracy of each graph"):
+                    variants = self._variants(writer, module, unpruned, quant, pad_multiple)
+                    rows = measure_variants(variants, evaluator, opts.height, opts.width, pad_multiple,
+                                            opts.latency_iterations, opts.latency_threads)
+                    report = {"variants": rows, "resolution": [opts.width, opts.height],
+                              "validation": "builtin_eval_set (EPE = mean over pairs of mean over valid pixels)"}
+                    main_row = next(r for r in rows if r["file"] == "model.onnx")
+                    steps.note(f"{main_row['name']}: median {main_row['latency']['median_ms']:.1f} ms, p95 {main_row['latency']['p95_ms']:.1f} ms")
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
-                report = {"variants": [{"name": "fp32", "precision": "fp32", "latency": latency, "parity": parity_info["model"],
-                                        **model_size(module, writer.path("model.onnx"), opts.height, opts.width, pad_multiple)}]}
-                reason = None if valid else "parity check failed: " + "; ".join(failed)
+                manifest["precision"] = opts.precision
+                if graphs.get("correlation_body") == "band_matmul":
+                    manifest["correlation_formulation"] = "band_matmul"
+                if quant is not None:
+                    manifest["quantization"] = quant.quantization or None
+                    manifest["accuracy"] = quant.accuracy
+                if pruning is not None:
+                    manifest["pruning"] = pruning
+                    manifest["model"]["config"] = module.config_dict()
+                report["parity"] = parity_info
                 writer.commit(manifest, report, valid=valid, invalid_reason=reason)
         if not valid:
-            raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.tol_epe} px, max {opts.tol_max_abs} px)")
+            if reason and reason.startswith("parity"):
+                raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.tol_epe} px, max {opts.tol_max_abs} px)")
+            raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid")
         return ConvertResult(out, valid, manifest, report, parity_info)
+
+    def _variants(self, writer, module, unpruned, quant, pad_multiple) -> list:
+        """Report rows: the unpruned original (exported outside the artifact), FP32, then quant."""
+        import tempfile
+
+        rows = []
+        fp32_file = "model.onnx" if self.opts.precision == "fp32" else "model_fp32.onnx"
+        if unpruned is not None:
+            tmp = Path(tempfile.mkdtemp(prefix="edgeflow-unpruned-"))
+            path = export_onnx(unpruned, (torch.rand(1, 3, *_net_hw(self.opts, pad_multiple)) * 255,) * 2, tmp / "unpruned.onnx",
+                               INPUT_NAMES, OUTPUT_NAMES, None, opset=self.opts.opset, exporter=self.opts.exporter,
+                               formulation=self.opts.formulation).path
+            if self.opts.cpu_correlation:
+                _rewrite_bodies(path)
+            rows.append(Variant("fp32", "fp32", path, module=unpruned))
+            rows.append(Variant(f"fp32-pruned{int(round(self.opts.prune * 100))}", "fp32", writer.path(fp32_file), module=module,
+                                reference="fp32", file=fp32_file))
+            ref = rows[-1].name
+        else:
+            rows.append(Variant("fp32", "fp32", writer.path(fp32_file), module=module, file=fp32_file))
+            ref = "fp32"
+        for v in quant.variants if quant else []:
+            v.reference = ref
+            if unpruned is not None:
+                v.name = f"{v.name}-pruned{int(round(self.opts.prune * 100))}"
+            rows.append(v)
+        return rows
 
     def _manifest(self, loaded, name, graphs, pad_multiple, writer, parity_info) -> dict:
         module = loaded.module

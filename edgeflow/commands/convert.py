@@ -16,19 +16,36 @@ MODEL is one of:
   a TorchScript archive   torch.jit.save(...)
   a torch.export program  .pt2 (torch.export.save)
   a pickled nn.Module     only with --trust-pickle: unpickling can run arbitrary code
+  an artifact directory   with --target tensorrt: build its TensorRT engine on this device
 
 The exported graph is checked against PyTorch on real frames before the artifact is marked valid;
 a failed check exits non-zero and leaves the directory marked invalid (the runtime refuses it).
 
+Lower precision and pruning (see docs/quantization.md):
+  --int8      static INT8 (QDQ, symmetric ranges) calibrated on consecutive frame pairs; model.onnx is
+              the CPU-fastest form (x86: U8S8, ARM: S8S8), model_int8_trt.onnx the TensorRT-bound
+              graph (signed INT8, zero point 0), model_fp32.onnx the validated FP32 graph
+  --fp16      FP16 graph with float32 inputs/outputs (the precision hint for TensorRT builds)
+  every FP16/INT8 graph is scored on the built-in evaluation set; if mean EPE vs ground truth rises
+  by --max-epe-increase or more (default 5%), INT8 keeps its most sensitive convolutions in float
+  until it does not, or convert fails and nothing is marked valid
+  --prune R   remove a fraction R of the channels of every prunable layer, then --finetune-steps N
+              of distillation from the unpruned model on synthetic pairs
+
+TensorRT (docs/deploy_jetson.md): --target tensorrt adds an engine built on THIS device (engines are
+tied to one TensorRT version and GPU model); on a Jetson, copy the artifact and convert it there.
+
 examples:
   edgeflow convert pwc-lite --out pwc-lite-fp32
   edgeflow convert my_checkpoint.pt --height 480 --width 640 --out flow640
+  edgeflow convert pwc-lite --int8 --calib drive.mp4 --calib-frames 64 --out pwc-lite-int8
+  edgeflow convert pwc-lite --prune 0.5 --finetune-steps 300 --int8 --out pwc-lite-small
 """
 
 
 def add_arguments(p):
     p.add_argument("model", help="zoo name or model file (see above)")
-    p.add_argument("--out", type=Path, help="artifact directory to write (default: ./<name>-fp32)")
+    p.add_argument("--out", type=Path, help="artifact directory to write (default: ./<name>-<precision>)")
     p.add_argument("--height", type=int, default=240, help="frame height used for export, parity and latency (default 240)")
     p.add_argument("--width", type=int, default=320, help="frame width (default 320)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17; TensorRT 10.3 parses up to 20)")
@@ -41,9 +58,46 @@ def add_arguments(p):
     p.add_argument("--parity-epe", type=float, default=1e-2, help="max mean EPE (px) between ONNX and PyTorch (default 0.01)")
     p.add_argument("--pad-multiple", type=int, help="input size multiple for models that do not declare one (default 64)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    q = p.add_argument_group("precision and pruning")
+    q.add_argument("--int8", action="store_true", help="static INT8 quantization (QDQ) with the accuracy guard")
+    q.add_argument("--calib", metavar="SOURCE", default=None,
+                   help="calibration frames: a video file, an image folder/glob, a camera URI, or 'synthetic' (default)")
+    q.add_argument("--calib-frames", type=int, default=32, metavar="N", help="consecutive frame pairs used for calibration (default 32)")
+    q.add_argument("--calib-method", choices=["minmax", "entropy", "percentile"], default="minmax",
+                   help="activation range estimation (default minmax)")
+    q.add_argument("--per-channel", dest="per_channel", action="store_true", default=True,
+                   help="per-output-channel weight scales (default)")
+    q.add_argument("--per-tensor", dest="per_channel", action="store_false", help="one weight scale per tensor")
+    q.add_argument("--int8-scheme", choices=["auto", "u8s8", "s8s8"], default="auto",
+                   help="onnxruntime CPU representation: auto = U8S8 on x86, S8S8 on ARM")
+    q.add_argument("--fp16", action="store_true", help="also (or only) produce an FP16 graph with float32 I/O")
+    q.add_argument("--max-epe-increase", metavar="X", default=None,
+                   help="accuracy budget of FP16/INT8 vs FP32 on mean EPE against ground truth: "
+                        "a percentage (default 5%%), pixels (0.2px) or 'off'")
+    q.add_argument("--prune", type=float, metavar="RATIO", default=None,
+                   help="structured pruning: remove this fraction of the channels of each prunable layer (PWC family)")
+    q.add_argument("--finetune-steps", type=int, default=None, metavar="N",
+                   help="distillation steps after --prune (default 300; 0 = none)")
+    q.add_argument("--latency-iterations", type=int, default=10, help="timed runs per graph for the report (default 10)")
+    q.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads for latency (default: all cores)")
+    t = p.add_argument_group("TensorRT engine (built on the device that runs it)")
+    t.add_argument("--target", choices=["onnx", "tensorrt"], default="onnx",
+                   help="tensorrt: also build a TensorRT engine here (needs TensorRT, a GPU, `edgeflow build-plugin`)")
+    t.add_argument("--workspace", type=float, metavar="GB", help="TensorRT builder workspace limit (default: TensorRT's)")
+    t.add_argument("--dla", type=int, metavar="N", help="build for Jetson DLA core N with GPU fallback (needs --fp16 or --int8)")
+    t.add_argument("--timing-cache", type=Path, metavar="FILE",
+                   help="TensorRT timing cache to reuse (default: ~/.cache/edgeflow/, per TensorRT version and GPU)")
 
 
 def run(args) -> int:
+    if Path(args.model, "manifest.json").is_file():  # an existing artifact: build its engine on this device
+        from converters.tensorrt_artifact import run_artifact_target
+
+        return run_artifact_target(args)
+    if args.target == "tensorrt":  # fail before a long conversion when no engine can be built here
+        from converters.tensorrt_artifact import preflight
+
+        preflight()
     from converters.convert import ConvertJob, ConvertOptions
     from converters.report import print_conversion_report
 
@@ -51,8 +105,17 @@ def run(args) -> int:
         model=args.model, out=args.out, height=args.height, width=args.width, opset=args.opset,
         exporter=args.exporter, trust_pickle=args.trust_pickle, split=not args.no_split,
         parity_pairs=args.parity_pairs, tol_epe=args.parity_epe, pad_multiple=args.pad_multiple, quiet=args.quiet,
+        int8=args.int8, fp16=args.fp16, calib=args.calib, calib_frames=args.calib_frames, calib_method=args.calib_method,
+        per_channel=args.per_channel, int8_scheme=None if args.int8_scheme == "auto" else args.int8_scheme,
+        max_epe_increase=args.max_epe_increase, prune=args.prune,
+        finetune_steps=(300 if args.finetune_steps is None else args.finetune_steps) if args.prune else 0,
+        latency_iterations=args.latency_iterations, latency_threads=args.threads,
     )
     result = ConvertJob(opts).run()
     print_conversion_report(result)
+    if args.target == "tensorrt":
+        from converters.tensorrt_artifact import add_engines_after_convert
+
+        add_engines_after_convert(result.out, args)
     print(f"done: {result.out}")
     return 0

@@ -1,0 +1,179 @@
+"""FP32 vs FP16 vs INT8 vs pruned pwc-lite on this CPU, all measured in ONE run.
+
+What it builds (the same stage functions ``edgeflow convert`` uses):
+  fp32-slice_mean  FP32 graph with the exporter's per-displacement correlation body (reference)
+  fp32             FP32 graph with the band-MatMul correlation body (what convert ships; the baseline)
+  fp16             FP16 graph, float32 I/O
+  int8             INT8 QDQ for onnxruntime CPU (U8S8 on x86), after the accuracy guard
+  int8-s8s8        the same calibration written as S8S8 (the x86 trap, for comparison)
+  int8-trt         TensorRT-bound QDQ graph (signed, zero point 0), accuracy only (ORT-simulated)
+  fp32-prunedNN    --prune R + --finetune-steps N (distilled from the unpruned model)
+  int8-prunedNN    the pruned model quantized
+Latency: onnxruntime CPU, ``--threads`` intra-op threads, graphs timed round-robin (see
+converters/variants.py) at the artifact resolution; EPE on the built-in evaluation set.
+
+    python benchmarks/bench_quantization.py [--model pwc-lite] [--height 240 --width 320]
+        [--iterations 40] [--threads 2] [--prune 0.5] [--finetune-steps 300]
+        [--calib-frames 32] [--json out.json] [--markdown out.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import onnx
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from converters.convert import ConvertOptions, INPUT_NAMES, OUTPUT_NAMES, prune_stage  # noqa: E402
+from converters.export import export_onnx  # noqa: E402
+from converters.ops.band_correlation import use_band_bodies  # noqa: E402
+from converters.quantize.accuracy import FlowEvaluator, validation_pairs  # noqa: E402
+from converters.quantize.calibration import PairFeeds, load_calibration  # noqa: E402
+from converters.quantize.fp16 import convert_fp16  # noqa: E402
+from converters.quantize.guard import AccuracyGuard, EpeBudget, Int8Repair  # noqa: E402
+from converters.quantize.int8 import Int8Options, Int8Quantizer  # noqa: E402
+from converters.report import conversion_table  # noqa: E402
+from converters.variants import Variant, measure_variants  # noqa: E402
+
+TARGETS = {"int8_latency_ratio": 0.7, "int8_epe_increase": 0.05, "pruned_latency_ratio": 0.6, "pruned_epe_increase": 0.15}
+
+
+def export(module, path: Path, h: int, w: int, body: str) -> Path:
+    x = torch.rand(1, 3, h, w) * 255
+    dyn = {n: {2: "height", 3: "width"} for n in INPUT_NAMES + OUTPUT_NAMES}
+    export_onnx(module, (x, x.clone()), path, INPUT_NAMES, OUTPUT_NAMES, dyn)
+    if body == "band_matmul":
+        model = onnx.load(str(path))
+        use_band_bodies(model)
+        onnx.save(model, str(path))
+    return path
+
+
+def int8_graphs(fp32: Path, tmp: Path, tag: str, feeds, evaluator, budget, method: str, log) -> tuple[list[Variant], dict]:
+    quantizer = Int8Quantizer(fp32, feeds, Int8Options(method=method), quiet=True)
+    t0 = time.perf_counter()
+    quantizer.calibrate()
+    calib_s = time.perf_counter() - t0
+    guard = AccuracyGuard(evaluator, fp32, budget)
+    cpu = tmp / f"int8{tag}.onnx"
+    quantizer.write(cpu, "cpu")
+    repair = Int8Repair(quantizer, guard, log=log).run(cpu)
+    # The S8S8 CPU form from the same ranges and exclusions: the representation that is slow on x86.
+    s8 = quantizer.write(tmp / f"int8_s8s8{tag}.onnx", "cpu", repair.excluded, scheme="s8s8").path
+    trt = quantizer.write(tmp / f"int8_trt{tag}.onnx", "tensorrt", repair.excluded).path
+    info = {"calibration_seconds": round(calib_s, 1), "excluded": repair.excluded, "guard": repair.check.as_dict(),
+            "scheme": quantizer.options.cpu_scheme}
+    return [cpu, s8, trt], info
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="pwc-lite")
+    ap.add_argument("--height", type=int, default=240)
+    ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--iterations", type=int, default=40)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--prune", type=float, default=0.5)
+    ap.add_argument("--finetune-steps", type=int, default=300)
+    ap.add_argument("--calib-frames", type=int, default=32)
+    ap.add_argument("--calib-method", default="minmax")
+    ap.add_argument("--max-epe-increase", default="5%")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--markdown", type=Path, default=None)
+    args = ap.parse_args(argv)
+    torch.manual_seed(0)
+
+    from converters.load import load_model
+
+    log = lambda text: print(f"  {text}", file=sys.stderr, flush=True)  # noqa: E731
+    loaded = load_model(args.model)
+    module = loaded.module.eval()
+    pad = int(module.pad_multiple)
+    h, w = -(-args.height // pad) * pad, -(-args.width // pad) * pad
+    tmp = Path(tempfile.mkdtemp(prefix="bench-quant-"))
+    evaluator = FlowEvaluator(validation_pairs(args.height, args.width), pad)
+    budget = EpeBudget.parse(args.max_epe_increase)
+    calib = load_calibration(None, args.calib_frames, args.height, args.width, quiet=True)
+    feeds = PairFeeds(calib.pairs, INPUT_NAMES, pad)
+    info = {"model": args.model, "weights": str(loaded.source_path), "resolution": [args.width, args.height],
+            "threads": args.threads, "iterations": args.iterations, "cpu": platform.processor() or platform.machine(),
+            "calibration": calib.describe(), "budget": budget.describe()}
+
+    log("exporting FP32 (slice_mean and band_matmul bodies)")
+    ref = export(module, tmp / "fp32_slice_mean.onnx", h, w, "slice_mean")
+    fp32 = export(module, tmp / "fp32.onnx", h, w, "band_matmul")
+    log("FP16")
+    fp16 = convert_fp16(fp32, tmp / "fp16.onnx")
+    log("INT8 (calibrate, guard, write U8S8 / S8S8 / TensorRT graphs)")
+    (i8, i8s8, i8trt), info["int8"] = int8_graphs(fp32, tmp, "", feeds, evaluator, budget, args.calib_method, log)
+    variants = [
+        Variant("fp32", "fp32", fp32, module=module),
+        Variant("fp32-slice_mean", "fp32", ref, module=module, reference="fp32"),
+        Variant("fp16", "fp16", fp16, reference="fp32"),
+        Variant("int8", "int8", i8, reference="fp32"),
+        Variant("int8-s8s8", "int8", i8s8, reference="fp32"),
+        Variant("int8-trt", "int8", i8trt, reference="fp32", latency=False),
+    ]
+    if args.prune:
+        tag = f"pruned{int(round(args.prune * 100))}"
+        log(f"pruning {args.prune:.0%}, distilling {args.finetune_steps} steps")
+        opts = ConvertOptions(model=args.model, prune=args.prune, finetune_steps=args.finetune_steps, quiet=True)
+        _, pruned, record = prune_stage(copy.deepcopy(module), opts)
+        info["pruning"] = record
+        pfp32 = export(pruned, tmp / "fp32_pruned.onnx", h, w, "band_matmul")
+        (pi8, _, _), info["int8_pruned"] = int8_graphs(pfp32, tmp, "_pruned", feeds, evaluator, budget, args.calib_method, log)
+        variants += [Variant(f"fp32-{tag}", "fp32", pfp32, module=pruned, reference="fp32"),
+                     Variant(f"int8-{tag}", "int8", pi8, reference="fp32")]
+    log(f"measuring {len(variants)} graphs ({args.iterations} round-robin iterations, {args.threads} threads)")
+    rows = measure_variants(variants, evaluator, args.height, args.width, pad, args.iterations, args.threads)
+    fp32_row = next(r for r in rows if r["name"] == "fp32")
+    for r in rows:
+        if r["epe_vs_gt"] is not None and fp32_row["epe_vs_gt"]:
+            r["epe_vs_gt_change"] = r["epe_vs_gt"] / fp32_row["epe_vs_gt"] - 1.0
+    by = {r["name"]: r for r in rows}
+    checks = {"int8_latency_ratio": by["int8"]["latency_vs_fp32"], "int8_epe_increase": by["int8"]["epe_vs_gt_change"]}
+    if args.prune:
+        checks["pruned_latency_ratio"] = by[f"fp32-{tag}"]["latency_vs_fp32"]
+        checks["pruned_epe_increase"] = by[f"fp32-{tag}"]["epe_vs_gt_change"]
+    info["targets"] = {k: {"measured": v, "target": TARGETS[k], "met": v <= TARGETS[k]} for k, v in checks.items()}
+    result = {"info": info, "variants": rows}
+    table = markdown(rows, info)
+    print(conversion_table(result))
+    print()
+    print(table)
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2, default=str) + "\n")
+    if args.markdown:
+        args.markdown.write_text(table + "\n")
+    return 0
+
+
+def markdown(rows: list[dict], info: dict) -> str:
+    head = "| variant | size MB | params M | GMACs | ORT ms median | ORT ms p95 | vs FP32 latency | EPE vs FP32 | EPE vs GT | EPE vs GT change |"
+    lines = [head, "|" + "---|" * 10]
+    f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
+    for r in rows:
+        lat = r.get("latency") or {}
+        lines.append(f"| {r['name']} | {f(r['size_mb'], '.2f')} | {f(r['params_m'], '.2f')} | {f(r['gmacs'], '.2f')} | "
+                     f"{f(lat.get('median_ms'), '.1f')} | {f(lat.get('p95_ms'), '.1f')} | {f(r.get('latency_vs_fp32'), '.2f')}x | "
+                     f"{f(r['epe_vs_fp32'], '.3f')} | {f(r['epe_vs_gt'], '.3f')} | {f(100 * r['epe_vs_gt_change'] if r.get('epe_vs_gt_change') is not None else None, '+.1f')}% |")
+    lines.append("")
+    lines.append(f"{info['model']} ({info['weights']}) at {info['resolution'][0]}x{info['resolution'][1]}, onnxruntime CPU, "
+                 f"{info['threads']} threads, {info['iterations']} round-robin iterations, {info['cpu']}; "
+                 f"calibration {info['calibration']['source']} x {info['calibration']['pairs']} pairs.")
+    for k, t in info.get("targets", {}).items():
+        lines.append(f"- {k}: measured {t['measured']:.3f}, target <= {t['target']} -> {'met' if t['met'] else 'NOT met'}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,224 @@
+"""Structured channel pruning for the PWC family, and distillation fine-tuning to recover accuracy.
+
+Why not a generic dependency graph: Torch-Pruning's ``DependencyGraph`` traces autograd, and in a
+flow network it walks *through* the correlation (a channel sum) and the backward warp (a
+``grid_sample`` whose grid is the 2-channel flow), coupling 64 feature channels with the
+81 cost channels and with the flow's u/v: its groups would prune the flow itself. PWC's channel
+dependencies are few and known, so they are written down here, explicitly:
+
+* pyramid level l: conv -> conv; the level's output feeds the next level, the correlation (both
+  frames: one encoder, so one selection) and the decoder's concatenation at that level;
+* decoder level: ``cat([cost (D*D, fixed), frame-1 features, up-flow (2), up-features (2)])`` ->
+  estimator convs (dense: every conv's output is concatenated in front of its input) ->
+  2-channel flow (fixed), the feature up-sampler (2 channels out, fixed) and, at the finest
+  level, the context network -> 2-channel residual flow (fixed).
+
+Every prunable layer keeps ``(1 - ratio)`` of its output channels (rounded to a multiple of 8,
+the SIMD block of onnxruntime's NCHWc kernels, once a layer has 16 or more), chosen by the L1
+norm of their filters. Widths of one kind stay equal across levels, so the result is a plain
+:class:`~converters.zoo.pwc.PWCNet` with a smaller :class:`PWCConfig`: it saves as a normal
+checkpoint and exports like any zoo model. The correlation's channel normalization (divide by C)
+changes when C shrinks; the cost-volume input weights of each estimator are rescaled by
+``C' / C`` so the pruned network starts as close to the original as possible.
+
+:func:`distill` then fine-tunes the pruned student against the unpruned teacher on the
+synthetic generator: L1 between student and teacher flows at every pyramid level plus EPE
+against the generator's exact ground truth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgeflow.errors import EdgeflowError
+
+
+@dataclass
+class PruneResult:
+    model: nn.Module
+    ratio: float
+    config_before: dict
+    config_after: dict
+    finetune: dict = field(default_factory=dict)
+
+
+def kept_width(channels: int, ratio: float) -> int:
+    keep = max(1, int(round(channels * (1.0 - ratio))))
+    if channels >= 16 and keep >= 8:
+        keep = max(8, int(round(keep / 8.0)) * 8)
+    return min(keep, channels)
+
+
+def _top_filters(weight: torch.Tensor, keep: int, transposed: bool = False) -> torch.Tensor:
+    """Indices (sorted) of the ``keep`` output channels with the largest filter L1 norm."""
+    w = weight.detach().transpose(0, 1) if transposed else weight.detach()
+    norms = w.abs().flatten(1).sum(1)
+    return torch.sort(torch.topk(norms, keep).indices).values
+
+
+def _copy_conv(dst: nn.Module, src: nn.Module, out_idx: torch.Tensor, in_idx: torch.Tensor, in_scale=None) -> None:
+    with torch.no_grad():
+        if isinstance(src, nn.ConvTranspose2d):  # weight (in, out, k, k)
+            w = src.weight[in_idx][:, out_idx]
+        else:
+            w = src.weight[out_idx][:, in_idx]
+        if in_scale is not None:
+            shape = (-1, 1, 1, 1) if isinstance(src, nn.ConvTranspose2d) else (1, -1, 1, 1)
+            w = w * in_scale.view(shape)
+        if dst.weight.shape != w.shape:
+            raise EdgeflowError(f"internal: pruned weight {tuple(w.shape)} does not fit layer {tuple(dst.weight.shape)}")
+        dst.weight.copy_(w)
+        if src.bias is not None:
+            dst.bias.copy_(src.bias[out_idx])
+
+
+def _conv_of(block: nn.Module) -> nn.Module:
+    """``conv()`` blocks are Sequential(Conv2d, activation); predict layers are bare convs."""
+    return block[0] if isinstance(block, nn.Sequential) else block
+
+
+def pruned_config(config, ratio: float):
+    scale = lambda widths: tuple(kept_width(c, ratio) for c in widths)  # noqa: E731
+    return dataclasses.replace(
+        config,
+        pyramid_channels=scale(config.pyramid_channels),
+        decoder_channels=scale(config.decoder_channels),
+        context_channels=scale(config.context_channels),
+    )
+
+
+def prune_pwc(model, ratio: float):
+    """A new, smaller PWCNet holding the most important channels of ``model``."""
+    from converters.zoo.pwc import PWCNet
+
+    old_cfg = model.config
+    new_cfg = pruned_config(old_cfg, ratio)
+    new = PWCNet(new_cfg).eval()
+    arange = lambda n: torch.arange(n)  # noqa: E731
+
+    # Encoder: chain through each level; remember each level's output selection.
+    in_idx, level_out = arange(3), []
+    for old_level, new_level, width in zip(model.encoder.levels, new.encoder.levels, new_cfg.pyramid_channels):
+        for old_block, new_block in zip(old_level, new_level):
+            src, dst = _conv_of(old_block), _conv_of(new_block)
+            out_idx = _top_filters(src.weight, width)
+            _copy_conv(dst, src, out_idx, in_idx)
+            in_idx = out_idx
+        level_out.append(in_idx)
+
+    # Decoder, coarse -> fine.
+    dec_old, dec_new = model.decoder, new.decoder
+    cost = dec_old.correlations[0].out_channels
+    n_levels = len(dec_old.estimators)
+    first_level = old_cfg.output_level - 1
+    feats_out = None
+    for i, (est_old, est_new) in enumerate(zip(dec_old.estimators, dec_new.estimators)):
+        level = first_level + (n_levels - 1 - i)
+        c_old, keep_feat = old_cfg.pyramid_channels[level], level_out[level]
+        scale = torch.ones(cost)  # correlation divides by C: keep the cost's scale
+        scale *= new_cfg.pyramid_channels[level] / c_old
+        if i == 0:
+            in_idx, in_scale = arange(cost), scale
+        else:
+            tail = cost + c_old
+            in_idx = torch.cat([arange(cost), cost + keep_feat, torch.arange(tail, tail + 4)])
+            in_scale = torch.cat([scale, torch.ones(len(keep_feat) + 4)])
+        for j, (old_block, new_block) in enumerate(zip(est_old.convs, est_new.convs)):
+            src, dst = _conv_of(old_block), _conv_of(new_block)
+            out_idx = _top_filters(src.weight, new_cfg.decoder_channels[j])
+            _copy_conv(dst, src, out_idx, in_idx, in_scale if j == 0 else None)
+            # dense: x = cat([conv(x), x]) -> this conv's outputs first, then the old input.
+            in_idx = torch.cat([out_idx, src.out_channels + in_idx]) if old_cfg.dense else out_idx
+        _copy_conv(est_new.predict, est_old.predict, arange(2), in_idx)
+        if i < len(dec_old.upsamplers):
+            up_old, up_new = dec_old.upsamplers[i].layer, dec_new.upsamplers[i].layer
+            _copy_conv(up_new, up_old, arange(2), in_idx)
+        feats_out = in_idx
+    if dec_old.context is not None:
+        in_idx = feats_out
+        layers_old, layers_new = list(dec_old.context.layers), list(dec_new.context.layers)
+        for j, (old_block, new_block) in enumerate(zip(layers_old[:-1], layers_new[:-1])):
+            src, dst = _conv_of(old_block), _conv_of(new_block)
+            out_idx = _top_filters(src.weight, new_cfg.context_channels[j])
+            _copy_conv(dst, src, out_idx, in_idx)
+            in_idx = out_idx
+        _copy_conv(layers_new[-1], layers_old[-1], arange(2), in_idx)
+    for attr in ("pretrained", "zoo_name"):
+        if hasattr(model, attr):
+            setattr(new, attr, getattr(model, attr))
+    return new
+
+
+def prune_model(model: nn.Module, ratio: float) -> PruneResult:
+    """Structured pruning of ``model`` by ``ratio`` (0 < ratio < 1) of the channels of each layer."""
+    from converters.zoo.pwc import PWCNet
+
+    if not 0.0 < ratio < 1.0:
+        raise EdgeflowError(f"--prune takes a fraction of channels to remove in (0, 1), got {ratio}")
+    if not isinstance(model, PWCNet):
+        raise EdgeflowError(
+            f"--prune supports the PWC family (pwc, pwc-lite) for now, not {type(model).__name__}; convert without --prune"
+        )
+    pruned = prune_pwc(model, ratio)
+    return PruneResult(pruned, ratio, model.config_dict(), pruned.config_dict())
+
+
+# ----------------------------------------------------------------------------- distillation
+def _batch(gen, start: int, size: int):
+    samples = [gen.sample(start + k) for k in range(size)]
+    f1 = torch.from_numpy(np.stack([s.frame1 for s in samples])).permute(0, 3, 1, 2).float()
+    f2 = torch.from_numpy(np.stack([s.frame2 for s in samples])).permute(0, 3, 1, 2).float()
+    gt = torch.from_numpy(np.stack([s.flow for s in samples])).permute(0, 3, 1, 2)
+    valid = torch.from_numpy(np.stack([s.valid for s in samples])).unsqueeze(1).float()
+    return f1, f2, gt, valid
+
+
+def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 192, width: int = 256,
+            batch: int = 4, lr: float = 3e-4, gt_weight: float = 0.5, seed: int = 77, quiet: bool = False) -> dict:
+    """Fine-tune ``student`` to match ``teacher`` (and the ground truth) on synthetic pairs.
+
+    Loss = mean over the pyramid levels and the full-resolution output of the EPE between student
+    and teacher flows (each level scaled to full-resolution pixels), plus ``gt_weight`` x EPE
+    against the exact ground truth at full resolution. Adam with a cosine-decayed learning rate.
+    """
+    from converters.progress import progress_bar
+    from edgeflow.synthetic import SyntheticFlowGenerator
+
+    if steps <= 0:
+        return {}
+    multiple = getattr(student, "pad_multiple", 32)
+    height, width = (max(multiple, height // multiple * multiple), max(multiple, width // multiple * multiple))
+    gen = SyntheticFlowGenerator(height, width, seed=seed, augment=True)
+    teacher = teacher.eval()
+    student.train()
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    history, start = [], time.perf_counter()
+    for step in progress_bar(range(steps), steps, "distilling", quiet):
+        f1, f2, gt, valid = _batch(gen, step * batch, batch)
+        with torch.no_grad():
+            t_full, t_pyr = teacher(f1, f2, return_pyramid=True)
+        s_full, s_pyr = student(f1, f2, return_pyramid=True)
+        # Every level's EPE in full-resolution pixels (a level's flow is in its own pixels).
+        levels = list(zip(s_pyr, t_pyr)) + [(s_full, t_full)]
+        loss = sum(torch.linalg.vector_norm(s - t, dim=1).mean() * (width / s.shape[-1]) for s, t in levels) / len(levels)
+        epe_gt = (torch.linalg.vector_norm(s_full - gt, dim=1, keepdim=True) * valid).sum() / valid.sum().clamp(min=1)
+        loss = loss + gt_weight * epe_gt
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 10.0)
+        opt.step()
+        sched.step()
+        history.append((float(loss.detach()), float(epe_gt.detach())))
+    student.eval()
+    tail = history[-max(1, len(history) // 10):]
+    return {"steps": steps, "batch": batch, "resolution": [width, height], "lr": lr, "gt_weight": gt_weight,
+            "seconds": round(time.perf_counter() - start, 1), "final_loss": float(np.mean([h[0] for h in tail])),
+            "final_train_epe_vs_gt": float(np.mean([h[1] for h in tail]))}

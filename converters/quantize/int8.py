@@ -1,0 +1,234 @@
+"""Static INT8 post-training quantization (QDQ) with symmetric ranges, for two consumers.
+
+One calibration pass (ranges of every tensor the quantized ops touch) feeds two QDQ graphs:
+
+* **TensorRT-bound** (``model_int8_trt.onnx``): signed INT8 activations and weights, zero point 0
+  everywhere (TensorRT's explicit quantization accepts nothing else), weights per-channel
+  symmetric, biases left in float (TensorRT folds them itself).
+* **onnxruntime CPU** (``model.onnx`` of an INT8 artifact): the representation onnxruntime's
+  kernels run fastest on the target CPU. On x86 (AVX2/AVX-512) that is U8S8: uint8 activations
+  (symmetric ranges, so zero point 128) and int8 weights. S8S8 is the trap there: onnxruntime
+  fuses DQ -> Conv -> Q into ``QLinearConv`` only for some S8S8 patterns, and every conv whose
+  input feeds more than one node (concatenations, the pyramid, the context net) stays a float
+  Conv behind DequantizeLinear: measured slower than FP32. On ARM (NEON dot-product kernels)
+  S8S8 is the native path. ``platform.machine()`` decides; ``cpu_scheme=`` overrides.
+
+The correlation node (``edgeflow::Correlation``, a custom-domain node with a model-local function
+body) is never handed to the quantizer: it stays float, reading float tensors (its producers'
+outputs, or DequantizeLinear where those are quantized), and its output is quantized where an
+INT8 consumer needs it. onnxruntime's quantizer would otherwise try to treat it as an
+unknown op; excluding it by name keeps the node and its function intact, so the quantized graph
+still runs in a bare onnxruntime session and TensorRT still binds the plugin.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import platform
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import onnx
+
+from converters.quantize.calibration import PairFeeds
+from edgeflow.errors import EdgeflowError
+
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+SCHEMES = ("u8s8", "s8s8")
+#: Ops whose inputs/outputs get Q/DQ. Convolutions carry almost all the MACs; a Concat is
+#: quantized only when convolutions are all it feeds (the decoder's [cost, features, flow]
+#: input), so the next conv reads INT8 directly. Everything else stays float: element-wise
+#: arithmetic is cheap, and the warping grid (a Concat of normalized coordinates feeding
+#: GridSample) holds positions that 8 bits would round by more than a pixel.
+DEFAULT_OP_TYPES = ("Conv", "ConvTranspose", "Concat")
+CONV_OPS = ("Conv", "ConvTranspose")
+CORRELATION_OP = ("edgeflow", "Correlation")
+
+
+def default_cpu_scheme(machine: str | None = None) -> str:
+    """u8s8 on x86 (VPMADDUBSW-style kernels), s8s8 on ARM (SDOT) and anything else."""
+    machine = (machine or platform.machine()).lower()
+    return "u8s8" if machine in ("x86_64", "amd64", "i386", "i686", "x86") else "s8s8"
+
+
+@dataclass
+class Int8Options:
+    method: str = "minmax"
+    per_channel: bool = True
+    cpu_scheme: str | None = None  # None: from platform.machine()
+    op_types: tuple[str, ...] = DEFAULT_OP_TYPES
+    percentile: float = 99.999
+
+    def __post_init__(self):
+        if self.method not in CALIBRATION_METHODS:
+            raise EdgeflowError(f"unknown calibration method {self.method!r}; use one of {', '.join(CALIBRATION_METHODS)}")
+        if self.cpu_scheme is None:
+            self.cpu_scheme = default_cpu_scheme()
+        if self.cpu_scheme not in SCHEMES:
+            raise EdgeflowError(f"unknown INT8 CPU scheme {self.cpu_scheme!r}; use one of {', '.join(SCHEMES)}")
+
+    def describe(self) -> dict:
+        return {"calibration_method": self.method, "per_channel": self.per_channel, "cpu_scheme": self.cpu_scheme,
+                "op_types": list(self.op_types), "activation_ranges": "symmetric", "weight_ranges": "symmetric"}
+
+
+@dataclass
+class Int8Graph:
+    path: Path
+    target: str  # "cpu" | "tensorrt"
+    scheme: str
+    excluded: list[str] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def _quiet_quantizer():
+    """onnxruntime.quantization logs 'consider pre-processing' warnings through the root logger."""
+    logger = logging.getLogger()
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def correlation_node_names(model: onnx.ModelProto) -> list[str]:
+    return [n.name for n in model.graph.node if (n.domain, n.op_type) == CORRELATION_OP]
+
+
+def nodes_to_quantize(model: onnx.ModelProto, op_types=DEFAULT_OP_TYPES) -> list[str]:
+    """Convolutions, and the Concats whose every consumer is a convolution."""
+    consumers: dict[str, list[onnx.NodeProto]] = {}
+    for node in model.graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    chosen = []
+    for node in model.graph.node:
+        if node.op_type not in op_types or node.domain not in ("", "ai.onnx"):
+            continue
+        if node.op_type in CONV_OPS:
+            chosen.append(node.name)
+        elif all(c.op_type in CONV_OPS for out in node.output for c in consumers.get(out, [])) and consumers.get(node.output[0]):
+            chosen.append(node.name)
+    return chosen
+
+
+class Int8Quantizer:
+    """Calibrates ``fp32_path`` once, then writes QDQ graphs for any target and exclusion set."""
+
+    def __init__(self, fp32_path: str | Path, feeds: PairFeeds, options: Int8Options, quiet: bool = False):
+        self.fp32_path = Path(fp32_path)
+        self.feeds = feeds
+        self.options = options
+        self.quiet = quiet
+        model = onnx.load(str(self.fp32_path))
+        unnamed = [i for i, n in enumerate(model.graph.node) if not n.name]
+        if unnamed:  # the quantizer and the exclusion lists address nodes by name
+            for i in unnamed:
+                model.graph.node[i].name = f"node_{i}_{model.graph.node[i].op_type}"
+            onnx.save(model, str(self.fp32_path))
+        self.correlation_nodes = correlation_node_names(model)
+        self.quantizable = [n.name for n in model.graph.node if n.op_type in CONV_OPS]
+        self.selected = nodes_to_quantize(model, options.op_types)
+        self._ranges = None
+
+    # -- calibration ------------------------------------------------------------------------------
+    def calibrate(self):
+        """Run the calibration pairs through an augmented copy of the graph; cache the ranges."""
+        if self._ranges is not None:
+            return self._ranges
+        from onnxruntime.quantization import CalibrationMethod, create_calibrator
+
+        from converters.progress import progress_bar
+
+        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                  "percentile": CalibrationMethod.Percentile}[self.options.method]
+        extra = {"symmetric": True}
+        if self.options.method == "percentile":
+            extra["percentile"] = self.options.percentile
+        feeds = self.feeds
+
+        class _Reader:
+            def __init__(self):
+                self._it = iter(progress_bar(iter(feeds), len(feeds), "calibrating", quiet_flag))
+
+            def get_next(self):
+                return next(self._it, None)
+
+            def __len__(self):
+                return len(feeds)
+
+        quiet_flag = self.quiet
+        with tempfile.TemporaryDirectory(prefix="edgeflow-calib-") as tmp, _quiet_quantizer():
+            try:
+                calibrator = create_calibrator(self.fp32_path, list(self.options.op_types),
+                                               augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                               calibrate_method=method, extra_options=extra)
+                calibrator.collect_data(_Reader())
+                self._ranges = calibrator.compute_data()
+            except Exception as err:
+                msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise EdgeflowError(f"INT8 calibration failed ({self.options.method}): {msg}") from err
+        return self._ranges
+
+    # -- graph writing ----------------------------------------------------------------------------
+    def write(self, out: str | Path, target: str, exclude: list[str] = (), scheme: str | None = None) -> Int8Graph:
+        """Write the QDQ graph for ``target`` ("cpu" or "tensorrt") with ``exclude`` kept float.
+
+        ``scheme`` overrides the CPU representation (benchmarks compare U8S8 with S8S8).
+        """
+        from onnxruntime.quantization import QDQQuantizer, QuantType
+        from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
+
+        ranges = self.calibrate()
+        scheme = "s8s8" if target == "tensorrt" else (scheme or self.options.cpu_scheme)
+        activation = QuantType.QUInt8 if scheme == "u8s8" else QuantType.QInt8
+        extra = {
+            "ActivationSymmetric": True,
+            "WeightSymmetric": True,
+            # TensorRT wants float biases (it fuses them); onnxruntime's QLinearConv fusion wants int32.
+            "QuantizeBias": target != "tensorrt",
+        }
+        excluded = list(dict.fromkeys([*self.correlation_nodes, *exclude]))
+        selected = [n for n in self.selected if n not in excluded]
+        with _quiet_quantizer():
+            try:
+                model = load_model_with_shape_infer(self.fp32_path)
+                quantizer = QDQQuantizer(model, self.options.per_channel, False, QuantType.QInt8, activation, ranges,
+                                         selected, excluded, list(self.options.op_types), extra)
+                quantizer.quantize_model()
+                out = Path(out)
+                quantizer.model.save_model_to_file(str(out), False)
+            except Exception as err:
+                msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise EdgeflowError(f"INT8 quantization failed: {msg}") from err
+        _strip_inference_metadata(out)
+        return Int8Graph(out, target, scheme, [n for n in excluded if n not in self.correlation_nodes])
+
+
+def _strip_inference_metadata(path: Path) -> None:
+    """Shape inference leaves value_info for every tensor; drop it (smaller file, no stale shapes)."""
+    model = onnx.load(str(path))
+    del model.graph.value_info[:]
+    onnx.save(model, str(path))
+
+
+def zero_points(model: onnx.ModelProto) -> list[tuple[str, int, list]]:
+    """(node, zero-point dtype, values) of every Quantize/DequantizeLinear; for checks and tests."""
+    from onnx import numpy_helper
+
+    inits = {t.name: t for t in model.graph.initializer}
+    consts = {n.output[0]: n.attribute[0].t for n in model.graph.node if n.op_type == "Constant" and n.attribute}
+    found = []
+    for node in model.graph.node:
+        if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        if len(node.input) < 3 or not node.input[2]:
+            found.append((node.name, None, []))
+            continue
+        tensor = inits.get(node.input[2]) or consts.get(node.input[2])
+        values = numpy_helper.to_array(tensor).ravel().tolist() if tensor is not None else None
+        found.append((node.name, tensor.data_type if tensor is not None else None, values))
+    return found
