@@ -214,7 +214,9 @@ def test_missing_source_file_raises_source_error(model, tmp_path):
     from edgeflow.errors import SourceError
 
     with pytest.raises(SourceError, match="not found"):
-        Stream(model, str(tmp_path / "missing.mp4")).run()
+        Stream(model, str(tmp_path / "missing.mp4"), report=tmp_path / "r.json").run()
+    rep = json.loads((tmp_path / "r.json").read_text())  # even a stream that never started says why
+    assert rep["end"]["reason"] == "error" and "not found" in rep["end"]["detail"] and rep["count"] == 0
 
 
 # -- real encoded video ------------------------------------------------------------------------

@@ -10,7 +10,9 @@ Measure each ARTIFACT at each --resolution and print one row per measurement:
   infer          raw runner.infer on the whole-pair graph (ready tensors, no pre/post-processing)
   infer-cached   one new frame with feature caching: encoder(new) + decoder(cached, new)  [split artifacts]
   stream         the full edgeflow.Stream loop: capture thread, hand-off, preprocessing, inference,
-                 postprocessing, records; latency = capture-to-result, throughput = results/s
+                 postprocessing, records; latency = hand-off pick-up to result per frame (time
+                 spent queued is left out: frames from memory/files are "captured" early),
+                 throughput = results/s; capture-to-result stats are in --json
   dis-ultrafast  OpenCV DIS optical flow (reference rows, when OpenCV is installed)
   dis-medium
 
@@ -148,13 +150,20 @@ def plot_rows(rows, out) -> None:
 
         raise EdgeflowError("--plot needs matplotlib: pip install 'edgeflow[plot]'") from None
     fig, (ax_cdf, ax_hist) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for r in rows:
-        x = np.sort(np.asarray(r.latencies_ms, dtype=np.float64))
-        if x.size == 0:
-            continue
+    series = [(r, np.sort(np.asarray(r.latencies_ms, dtype=np.float64))) for r in rows if len(r.latencies_ms)]
+    lo = max(min((x[0] for _, x in series), default=1.0), 1e-3)
+    hi = max((x[-1] for _, x in series), default=1.0)
+    log = hi > 20 * lo  # DIS rows are ~100x faster than a network: a log axis keeps both readable
+    for r, x in series:
         label = f"{r.name} {r.path} {r.resolution}"
         ax_cdf.step(x, np.arange(1, x.size + 1) / x.size, where="post", label=label)
-        ax_hist.hist(x, bins=min(50, max(5, x.size // 4)), histtype="step", label=label)
+        bins = min(50, max(5, x.size // 4))
+        if log:
+            bins = np.geomspace(max(x[0], 1e-3), max(x[-1], x[0] * 1.01, 1.01e-3), bins + 1)
+        ax_hist.hist(x, bins=bins, histtype="step", label=label)
+    if log:
+        ax_cdf.set_xscale("log")
+        ax_hist.set_xscale("log")
     ax_cdf.set_xlabel("latency (ms)")
     ax_cdf.set_ylabel("fraction of iterations")
     ax_cdf.set_title("latency CDF")

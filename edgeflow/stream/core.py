@@ -103,6 +103,10 @@ class Stream:
         self._sinks_open: list = []
         self._prev_index: Optional[int] = None
         self._gap = 0
+        self._started_wall: Optional[str] = None
+        self._t0 = time.monotonic()
+        self._rss_start: Optional[int] = None
+        self._device_start: dict = {}
         self._managed = 0  # open `with` blocks / run() calls: they close the stream, not the generator
         self._in_flight = None  # the frame being processed; gets an "error" record if processing fails
 
@@ -112,21 +116,33 @@ class Stream:
         if self._state != "new":
             return self
         self._state = "running"
+        self._started_wall = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self._t0 = time.monotonic()
         try:
             self._start()
-        except BaseException:
-            self._error = self._error or ("error", "start failed")
+        except BaseException as err:
+            self._error = self._error or ("error", _one_line(err))
+            self._stop.set()
+            self._join_capture()
             self._release()
             self._state = "closed"
+            self._write_start_failure()
             raise
         return self
+
+    def _write_start_failure(self) -> None:
+        """Even a stream that never started leaves a report saying why (when one was asked for)."""
+        if self.report_path is None:
+            return
+        try:
+            self.report = self._build_report([])
+            self.report.write(self.report_path)
+        except Exception:  # the original error is the one to show
+            pass
 
     def _start(self) -> None:
         from edgeflow import sysinfo
 
-        self._started_wall = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        self._t0 = time.monotonic()
-        self._rss_start = None
         self._device_start = sysinfo.snapshot()
         self.model = self._load_model(self._model_arg)
         self.source = self._open_source(self._source_arg)
@@ -437,7 +453,7 @@ class Stream:
         model, source = self.model, self.source
         return {
             "edgeflow": __version__,
-            "started_at": getattr(self, "_started_wall", None),
+            "started_at": self._started_wall,
             "model": getattr(model, "name", None),
             "artifact": str(getattr(getattr(model, "artifact", None), "root", "")) or None,
             "backend": getattr(getattr(model, "runner", None), "backend", None),

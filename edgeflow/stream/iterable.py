@@ -3,7 +3,9 @@
     stream = edgeflow.Stream(model, IterableSource(my_camera_frames(), live=True))
 
 Each image is stamped with ``time.monotonic()`` when the pipeline pulls it, exactly as the
-built-in sources stamp capture/decode time, so latency accounting is the same.
+built-in sources stamp capture/decode time, so latency accounting is the same. Yield
+:class:`~edgeflow.sources.Frame` objects with ``timestamp`` set (``time.monotonic()`` at capture)
+to have end-to-end latency start at your own capture time instead.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class IterableSource(Source):
         except StopIteration:
             return None
         if isinstance(item, Frame):
-            item.timestamp = time.monotonic()
+            if not item.timestamp:  # keep a capture time the caller stamped (time.monotonic())
+                item.timestamp = time.monotonic()
             return item
         image = as_rgb_frame(np.asarray(item))
         return Frame(image=image, index=0, timestamp=time.monotonic())
