@@ -373,7 +373,10 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
     logger = shared_logger(trt)
     logger.take_errors()
     notes: list[str] = []
-    builder = trt.Builder(logger)
+    try:
+        builder = trt.Builder(logger)
+    except (TypeError, RuntimeError):  # pybind11: the factory returned nullptr (no usable GPU / CUDA init failed)
+        builder = None
     if builder is None:
         raise EdgeflowError(f"TensorRT cannot create a builder: {first_error(logger, 'no usable CUDA GPU')}")
     network = builder.create_network(0)  # explicit batch is the only mode since 10.0; 11.x is always strongly typed

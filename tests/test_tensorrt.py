@@ -215,6 +215,76 @@ def test_no_gpu_is_a_one_line_error():
         pytest.skip(f"this machine has a GPU ({info.name})")
 
 
+# -- cuda-python wrapper against a host-memory stand-in of cudart ---------------------------------------
+class _HostCudart:
+    """cudart's calling convention ((error, *results)) over real host memory, so copies really move bytes."""
+
+    import types as _types
+
+    cudaMemcpyKind = _types.SimpleNamespace(cudaMemcpyHostToDevice=1, cudaMemcpyDeviceToHost=2)
+
+    def __init__(self):
+        import ctypes
+
+        self.ctypes, self.blocks, self.fail = ctypes, {}, set()
+
+    def _alloc(self, n):
+        buf = (self.ctypes.c_ubyte * n)()
+        self.blocks[self.ctypes.addressof(buf)] = buf
+        return self.ctypes.addressof(buf)
+
+    def cudaMalloc(self, n):
+        return (2, None) if "malloc" in self.fail else (0, self._alloc(n))
+
+    def cudaMallocHost(self, n):
+        return 0, self._alloc(n)
+
+    def cudaFree(self, ptr):
+        del self.blocks[ptr]
+        return (0,)
+
+    cudaFreeHost = cudaFree
+
+    def cudaMemcpyAsync(self, dst, src, count, kind, stream):
+        self.ctypes.memmove(dst, src, count)
+        return (0,)
+
+    def cudaStreamCreate(self):
+        return 0, 77
+
+    def cudaStreamSynchronize(self, stream):
+        return (0,)
+
+    def cudaStreamDestroy(self, stream):
+        return (0,)
+
+    def cudaGetErrorName(self, err):
+        return 0, {2: b"cudaErrorMemoryAllocation"}.get(int(err), b"?")
+
+
+def test_cuda_python_wrapper_moves_bytes_through_pinned_buffers():
+    rt = _HostCudart()
+    api = ef_cuda.CudaPythonApi(rt)
+    x = np.arange(24, dtype=np.float16).reshape(2, 3, 4)
+    host_in, host_out = api.pinned(x.shape, x.dtype), api.pinned(x.shape, x.dtype)
+    assert host_in.array.shape == (2, 3, 4) and host_in.array.dtype == np.float16 and host_in.array.flags.writeable
+    np.copyto(host_in.array, x)
+    dev, stream = api.malloc(x.nbytes), api.stream_create()
+    api.h2d_async(dev, host_in.array, stream)
+    api.d2h_async(host_out.array, dev, stream)
+    api.stream_sync(stream)
+    np.testing.assert_array_equal(host_out.array, x)
+    assert api.stream_handle(stream) == 77
+    for buf in (host_in, host_out):
+        api.free_pinned(buf)
+    api.free(dev)
+    api.stream_destroy(stream)
+    assert rt.blocks == {}
+    rt.fail.add("malloc")
+    with pytest.raises(EdgeflowError, match="cudaMalloc failed: cudaErrorMemoryAllocation"):
+        api.malloc(16)
+
+
 # -- build and run against the stand-in module ----------------------------------------------------------
 @pytest.fixture
 def fake_trt(monkeypatch, tmp_path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -176,7 +177,11 @@ class CudaPythonApi(CudaApi):
 
 
 class PyCudaApi(CudaApi):
-    """pycuda's driver API, in the device's primary context (shared with TensorRT)."""
+    """pycuda's driver API in the device's primary context (the one TensorRT uses).
+
+    The context is made current around every call, so a runner created on one thread can infer on
+    another (pycuda contexts are per-thread; the runtime API that cuda-python wraps needs no care).
+    """
 
     name = "pycuda"
 
@@ -184,53 +189,63 @@ class PyCudaApi(CudaApi):
         self.drv = driver
         driver.init()
         self.context = driver.Device(device).retain_primary_context()
-        self.context.push()
         self._allocations: dict[int, object] = {}
 
+    @contextmanager
+    def _current(self):
+        self.context.push()
+        try:
+            yield
+        finally:
+            self.drv.Context.pop()
+
     def malloc(self, nbytes: int) -> int:
-        alloc = self.drv.mem_alloc(max(int(nbytes), 1))
+        with self._current():
+            alloc = self.drv.mem_alloc(max(int(nbytes), 1))
         self._allocations[int(alloc)] = alloc
         return int(alloc)
 
     def free(self, ptr: int) -> None:
         alloc = self._allocations.pop(int(ptr), None)
         if alloc is not None:
-            alloc.free()
+            with self._current():
+                alloc.free()
 
     def pinned(self, shape: tuple, dtype) -> PinnedBuffer:
-        array = self.drv.pagelocked_empty(tuple(shape), np.dtype(dtype))
+        with self._current():
+            array = self.drv.pagelocked_empty(tuple(shape), np.dtype(dtype))
         return PinnedBuffer(array, array)
 
     def free_pinned(self, buf: PinnedBuffer) -> None:
         base = getattr(buf.token, "base", None)
         if base is not None and hasattr(base, "free"):
-            base.free()
+            with self._current():
+                base.free()
 
     def stream_create(self):
-        return self.drv.Stream()
+        with self._current():
+            return self.drv.Stream()
 
     def stream_handle(self, stream) -> int:
         return int(stream.handle)
 
     def stream_sync(self, stream) -> None:
-        stream.synchronize()
+        with self._current():
+            stream.synchronize()
 
     def stream_destroy(self, stream) -> None:
-        pass  # pycuda streams are destroyed with the object
+        pass  # pycuda destroys a stream with its Python object
 
     def h2d_async(self, dst: int, src: np.ndarray, stream) -> None:
-        self.drv.memcpy_htod_async(dst, src, stream)
+        with self._current():
+            self.drv.memcpy_htod_async(dst, src, stream)
 
     def d2h_async(self, dst: np.ndarray, src: int, stream) -> None:
-        self.drv.memcpy_dtoh_async(dst, src, stream)
+        with self._current():
+            self.drv.memcpy_dtoh_async(dst, src, stream)
 
     def close(self) -> None:
-        if self.context is not None:
-            try:
-                self.context.pop()
-            except Exception:  # already popped by another user of the primary context
-                pass
-            self.context = None
+        self.context = None  # pycuda releases its retain of the primary context with the object
 
 
 def cuda_api_installed() -> bool:

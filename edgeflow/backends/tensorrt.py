@@ -51,7 +51,7 @@ def shared_logger(trt):
 
             def log(self, severity, msg):
                 if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
-                    self.errors.append(str(msg))
+                    self.errors = self.errors[-20:] + [str(msg)]
                 elif severity == trt.ILogger.WARNING and self.echo_warnings:
                     print(f"TensorRT warning: {msg}")
 
@@ -137,7 +137,10 @@ class TensorRTRunner(Runner):
         self.name = name
         logger = shared_logger(self.trt)
         logger.take_errors()
-        self.runtime = self.trt.Runtime(logger)
+        try:
+            self.runtime = self.trt.Runtime(logger)
+        except (TypeError, RuntimeError):  # pybind11: the factory returned nullptr
+            self.runtime = None
         if self.runtime is None:
             raise EdgeflowError(f"TensorRT could not start: {first_error(logger, 'no usable GPU')}")
         if dla_core is not None:

@@ -44,7 +44,7 @@ examples:
 
 
 def add_arguments(p):
-    p.add_argument("model", help="zoo name or model file (see above)")
+    p.add_argument("model", help="zoo name or model file, or an artifact directory with --target tensorrt (see above)")
     p.add_argument("--out", type=Path, help="artifact directory to write (default: ./<name>-<precision>)")
     p.add_argument("--height", type=int, default=240, help="frame height used for export, parity and latency (default 240)")
     p.add_argument("--width", type=int, default=320, help="frame width (default 320)")
