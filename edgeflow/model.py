@@ -47,12 +47,16 @@ class FlowModel:
         if len(self._inputs) != 2:
             raise ArtifactError(f"{artifact.root}: a flow model needs two inputs, the graph has {self._inputs}")
         self.encoder = self.decoder = None
-        can_split = artifact.has("encoder") and artifact.has("decoder")
+        # The split path must run on the same backend as the whole-pair graph: with TensorRT that
+        # needs split engines too (they are not built when precisions differ).
+        split_roles = ("encoder_engine", "decoder_engine") if self.runner.backend == "tensorrt" else ("encoder", "decoder")
+        can_split = all(artifact.has(r) for r in split_roles)
         if split or (split is None and can_split):
             if not can_split:
                 raise ArtifactError(f"{artifact.root} has no encoder/decoder graphs; re-run `edgeflow convert` (it exports them)")
-            self.encoder = create_runner(artifact, "encoder", backend, threads)
-            self.decoder = create_runner(artifact, "decoder", backend, threads)
+            split_backend = self.runner.backend if backend == "auto" else backend
+            self.encoder = create_runner(artifact, "encoder", split_backend, threads)
+            self.decoder = create_runner(artifact, "decoder", split_backend, threads)
         self._geometry: Geometry | None = None
 
     @classmethod
