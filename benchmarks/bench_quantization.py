@@ -4,7 +4,10 @@ What it builds (the same stage functions ``edgeflow convert`` uses):
   fp32-slice_mean  FP32 graph with the exporter's per-displacement correlation body (reference)
   fp32             FP32 graph with the band-MatMul correlation body (what convert ships; the baseline)
   fp16             FP16 graph, float32 I/O
-  int8             INT8 QDQ for onnxruntime CPU (U8S8 on x86), after the accuracy guard
+  int8             INT8 QDQ for onnxruntime CPU (U8S8 on x86, ReLUs folded, correlation in uint8),
+                   after the accuracy guard
+  int8-float-corr  the same with the correlation left as a float node
+  int8-u8-zp128    uint8 with symmetric zero point 128 everywhere (ReLUs stay separate ops)
   int8-s8s8        the same calibration written as S8S8 (the x86 trap, for comparison)
   int8-trt         TensorRT-bound QDQ graph (signed, zero point 0), accuracy only (ORT-simulated)
   fp32-prunedNN    --prune R + --finetune-steps N (distilled from the unpruned model)
@@ -44,7 +47,8 @@ from converters.quantize.int8 import Int8Options, Int8Quantizer  # noqa: E402
 from converters.report import conversion_table  # noqa: E402
 from converters.variants import Variant, measure_variants  # noqa: E402
 
-TARGETS = {"int8_latency_ratio": 0.7, "int8_epe_increase": 0.05, "pruned_latency_ratio": 0.6, "pruned_epe_increase": 0.15}
+TARGETS = {"int8_latency_ratio": 0.7, "int8_cpu_time_ratio": 0.7, "int8_epe_increase": 0.05,
+           "pruned_latency_ratio": 0.6, "pruned_cpu_time_ratio": 0.6, "pruned_epe_increase": 0.15}
 
 
 def export(module, path: Path, h: int, w: int, body: str) -> Path:
@@ -58,7 +62,8 @@ def export(module, path: Path, h: int, w: int, body: str) -> Path:
     return path
 
 
-def int8_graphs(fp32: Path, tmp: Path, tag: str, feeds, evaluator, budget, method: str, log) -> tuple[list[Variant], dict]:
+def int8_graphs(fp32: Path, tmp: Path, tag: str, feeds, evaluator, budget, method: str, log, variants: bool = True):
+    """The guarded INT8 CPU graph + TensorRT graph, and (``variants``) the representations it beat."""
     quantizer = Int8Quantizer(fp32, feeds, Int8Options(method=method), quiet=True)
     t0 = time.perf_counter()
     quantizer.calibrate()
@@ -67,12 +72,53 @@ def int8_graphs(fp32: Path, tmp: Path, tag: str, feeds, evaluator, budget, metho
     cpu = tmp / f"int8{tag}.onnx"
     quantizer.write(cpu, "cpu")
     repair = Int8Repair(quantizer, guard, log=log).run(cpu)
-    # The S8S8 CPU form from the same ranges and exclusions: the representation that is slow on x86.
-    s8 = quantizer.write(tmp / f"int8_s8s8{tag}.onnx", "cpu", repair.excluded, scheme="s8s8").path
-    trt = quantizer.write(tmp / f"int8_trt{tag}.onnx", "tensorrt", repair.excluded).path
+    graphs = {"int8": cpu, "int8-trt": quantizer.write(tmp / f"int8_trt{tag}.onnx", "tensorrt", repair.excluded).path}
+    if variants:
+        # Same ranges and exclusions, other representations: uint8 with zero point 128 everywhere
+        # (ReLUs not folded), and S8S8 (the x86 trap); then the correlation left in float.
+        graphs["int8-u8-zp128"] = quantizer.write(tmp / f"int8_zp128{tag}.onnx", "cpu", repair.excluded, relu_zero_point=False).path
+        graphs["int8-s8s8"] = quantizer.write(tmp / f"int8_s8s8{tag}.onnx", "cpu", repair.excluded, scheme="s8s8").path
+        floatcorr = Int8Quantizer(fp32, feeds, Int8Options(method=method, int8_correlation=False), quiet=True)
+        excluded = [n for n in repair.excluded if n in floatcorr.quantizable]
+        graphs["int8-float-corr"] = floatcorr.write(tmp / f"int8_floatcorr{tag}.onnx", "cpu", excluded).path
     info = {"calibration_seconds": round(calib_s, 1), "excluded": repair.excluded, "guard": repair.check.as_dict(),
-            "scheme": quantizer.options.cpu_scheme}
-    return [cpu, s8, trt], info
+            "sensitivity_px": repair.sensitivity, "scheme": quantizer.options.cpu_scheme, "options": quantizer.options.describe()}
+    return graphs, info
+
+
+def cpu_times(variants: list[Variant], evaluator, pad: int, iterations: int) -> dict[str, float]:
+    """Median single-thread CPU time (ms) of one run per graph, round-robin.
+
+    Wall-clock latency on a CPU shared with other jobs includes time the process was not running;
+    the CPU time of the (only) inference thread does not, so its ratios are the contention-free
+    comparison. Spinning is off so waiting is not counted as work.
+    """
+    import statistics
+
+    import onnxruntime as ort
+
+    from edgeflow.preprocess import plan_geometry
+
+    pair = evaluator.pairs[0]
+    geo = plan_geometry(pair.frame1.shape[:2], (1, 3, None, None), pad)
+    feed = {INPUT_NAMES[0]: geo.to_network(pair.frame1), INPUT_NAMES[1]: geo.to_network(pair.frame2)}
+    sessions = {}
+    for v in variants:
+        if not v.latency:
+            continue
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.log_severity_level = 3
+        sessions[v.name] = ort.InferenceSession(str(v.path), opts, providers=["CPUExecutionProvider"])
+        sessions[v.name].run(None, feed)
+    times = {name: [] for name in sessions}
+    for _ in range(iterations):
+        for name, sess in sessions.items():
+            start = time.thread_time()
+            sess.run(None, feed)
+            times[name].append((time.thread_time() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def main(argv=None) -> int:
@@ -113,15 +159,17 @@ def main(argv=None) -> int:
     fp32 = export(module, tmp / "fp32.onnx", h, w, "band_matmul")
     log("FP16")
     fp16 = convert_fp16(fp32, tmp / "fp16.onnx")
-    log("INT8 (calibrate, guard, write U8S8 / S8S8 / TensorRT graphs)")
-    (i8, i8s8, i8trt), info["int8"] = int8_graphs(fp32, tmp, "", feeds, evaluator, budget, args.calib_method, log)
+    log("INT8 (calibrate, guard, write the CPU / TensorRT graphs and the alternatives)")
+    graphs, info["int8"] = int8_graphs(fp32, tmp, "", feeds, evaluator, budget, args.calib_method, log)
     variants = [
         Variant("fp32", "fp32", fp32, module=module),
         Variant("fp32-slice_mean", "fp32", ref, module=module, reference="fp32"),
         Variant("fp16", "fp16", fp16, reference="fp32"),
-        Variant("int8", "int8", i8, reference="fp32"),
-        Variant("int8-s8s8", "int8", i8s8, reference="fp32"),
-        Variant("int8-trt", "int8", i8trt, reference="fp32", latency=False),
+        Variant("int8", "int8", graphs["int8"], reference="fp32"),
+        Variant("int8-float-corr", "int8", graphs["int8-float-corr"], reference="fp32"),
+        Variant("int8-u8-zp128", "int8", graphs["int8-u8-zp128"], reference="fp32"),
+        Variant("int8-s8s8", "int8", graphs["int8-s8s8"], reference="fp32"),
+        Variant("int8-trt", "int8", graphs["int8-trt"], reference="fp32", latency=False),
     ]
     if args.prune:
         tag = f"pruned{int(round(args.prune * 100))}"
@@ -130,19 +178,28 @@ def main(argv=None) -> int:
         _, pruned, record = prune_stage(copy.deepcopy(module), opts)
         info["pruning"] = record
         pfp32 = export(pruned, tmp / "fp32_pruned.onnx", h, w, "band_matmul")
-        (pi8, _, _), info["int8_pruned"] = int8_graphs(pfp32, tmp, "_pruned", feeds, evaluator, budget, args.calib_method, log)
+        pgraphs, info["int8_pruned"] = int8_graphs(pfp32, tmp, "_pruned", feeds, evaluator, budget, args.calib_method, log, False)
+        pi8 = pgraphs["int8"]
         variants += [Variant(f"fp32-{tag}", "fp32", pfp32, module=pruned, reference="fp32"),
                      Variant(f"int8-{tag}", "int8", pi8, reference="fp32")]
     log(f"measuring {len(variants)} graphs ({args.iterations} round-robin iterations, {args.threads} threads)")
     rows = measure_variants(variants, evaluator, args.height, args.width, pad, args.iterations, args.threads)
+    log("single-thread CPU time per graph")
+    cpu = cpu_times(variants, evaluator, pad, max(5, args.iterations // 2))
+    for r in rows:
+        if r["name"] in cpu:
+            r["cpu_ms_1thread"] = cpu[r["name"]]
+            r["cpu_vs_fp32"] = cpu[r["name"]] / cpu["fp32"]
     fp32_row = next(r for r in rows if r["name"] == "fp32")
     for r in rows:
         if r["epe_vs_gt"] is not None and fp32_row["epe_vs_gt"]:
             r["epe_vs_gt_change"] = r["epe_vs_gt"] / fp32_row["epe_vs_gt"] - 1.0
     by = {r["name"]: r for r in rows}
-    checks = {"int8_latency_ratio": by["int8"]["latency_vs_fp32"], "int8_epe_increase": by["int8"]["epe_vs_gt_change"]}
+    checks = {"int8_latency_ratio": by["int8"]["latency_vs_fp32"], "int8_cpu_time_ratio": by["int8"]["cpu_vs_fp32"],
+              "int8_epe_increase": by["int8"]["epe_vs_gt_change"]}
     if args.prune:
         checks["pruned_latency_ratio"] = by[f"fp32-{tag}"]["latency_vs_fp32"]
+        checks["pruned_cpu_time_ratio"] = by[f"fp32-{tag}"]["cpu_vs_fp32"]
         checks["pruned_epe_increase"] = by[f"fp32-{tag}"]["epe_vs_gt_change"]
     info["targets"] = {k: {"measured": v, "target": TARGETS[k], "met": v <= TARGETS[k]} for k, v in checks.items()}
     result = {"info": info, "variants": rows}
@@ -158,13 +215,15 @@ def main(argv=None) -> int:
 
 
 def markdown(rows: list[dict], info: dict) -> str:
-    head = "| variant | size MB | params M | GMACs | ORT ms median | ORT ms p95 | vs FP32 latency | EPE vs FP32 | EPE vs GT | EPE vs GT change |"
-    lines = [head, "|" + "---|" * 10]
+    head = ("| variant | size MB | params M | GMACs | ORT ms median | ORT ms p95 | vs FP32 latency | 1-thread CPU ms | vs FP32 CPU | "
+            "EPE vs FP32 | EPE vs GT | EPE vs GT change |")
+    lines = [head, "|" + "---|" * 12]
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     for r in rows:
         lat = r.get("latency") or {}
         lines.append(f"| {r['name']} | {f(r['size_mb'], '.2f')} | {f(r['params_m'], '.2f')} | {f(r['gmacs'], '.2f')} | "
                      f"{f(lat.get('median_ms'), '.1f')} | {f(lat.get('p95_ms'), '.1f')} | {f(r.get('latency_vs_fp32'), '.2f')}x | "
+                     f"{f(r.get('cpu_ms_1thread'), '.1f')} | {f(r.get('cpu_vs_fp32'), '.2f')}x | "
                      f"{f(r['epe_vs_fp32'], '.3f')} | {f(r['epe_vs_gt'], '.3f')} | {f(100 * r['epe_vs_gt_change'] if r.get('epe_vs_gt_change') is not None else None, '+.1f')}% |")
     lines.append("")
     lines.append(f"{info['model']} ({info['weights']}) at {info['resolution'][0]}x{info['resolution'][1]}, onnxruntime CPU, "

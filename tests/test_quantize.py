@@ -107,27 +107,28 @@ def test_tensorrt_graph_is_signed_int8_with_zero_points_of_zero(int8_graphs):
 def test_cpu_graph_uses_the_fast_x86_representation(int8_graphs):
     assert default_cpu_scheme("x86_64") == "u8s8" and default_cpu_scheme("AMD64") == "u8s8"
     assert default_cpu_scheme("aarch64") == "s8s8" and default_cpu_scheme("armv7l") == "s8s8"
+    model = onnx.load(str(int8_graphs[0]))
     kinds = {}
-    for _, dtype, values in zero_points(onnx.load(str(int8_graphs[0]))):
+    for _, dtype, values in zero_points(model):
         kinds.setdefault(dtype, set()).update(values)
-    # uint8 activations with symmetric ranges (zero point 128), int8 weights and int32 biases at 0.
-    assert kinds == {TensorProto.UINT8: {128}, TensorProto.INT8: {0}, TensorProto.INT32: {0}}
+    # uint8 activations: symmetric (zero point 128), or [0, max] with zero point 0 where a ReLU was
+    # folded into its producer; int8 weights and int32 biases at 0.
+    assert kinds == {TensorProto.UINT8: {0, 128}, TensorProto.INT8: {0}, TensorProto.INT32: {0}}
+    assert not [n for n in model.graph.node if n.op_type == "Relu"]  # every ReLU folded
 
 
-def test_correlation_node_and_function_stay_float(int8_graphs):
-    for path in int8_graphs:
-        model = onnx.load(str(path))
-        corr = [n for n in model.graph.node if n.domain == "edgeflow" and n.op_type == "Correlation"]
-        assert len(corr) == 4
-        assert [(f.domain, f.name) for f in model.functions] == [("edgeflow", "Correlation")]
-        producers = {o: n.op_type for n in model.graph.node for o in n.output}
-        consumers = {}
-        for n in model.graph.node:
-            for i in n.input:
-                consumers.setdefault(i, set()).add(n.op_type)
-        for node in corr:  # reads float tensors, never a quantized one
-            assert not {producers[i] for i in node.input} & {"QuantizeLinear"}
-            assert "Correlation" not in {n.op_type for n in model.graph.node if n.op_type.startswith("QLinear")}
+def test_correlation_stays_a_float_node_for_tensorrt_and_runs_int8_on_cpu(int8_graphs):
+    trt = onnx.load(str(int8_graphs[1]))
+    corr = [n for n in trt.graph.node if n.domain == "edgeflow" and n.op_type == "Correlation"]
+    assert len(corr) == 4 and [(f.domain, f.name) for f in trt.functions] == [("edgeflow", "Correlation")]
+    producers = {o: n.op_type for n in trt.graph.node for o in n.output}
+    for node in corr:  # reads float tensors, never a quantized one
+        assert not {producers[i] for i in node.input} & {"QuantizeLinear"}
+    cpu = onnx.load(str(int8_graphs[0]))
+    assert not [n for n in cpu.graph.node if n.op_type == "Correlation"] and not cpu.functions
+    producers = {o: n.op_type for n in cpu.graph.node for o in n.output}
+    matmuls = [n for n in cpu.graph.node if n.op_type == "MatMul"]
+    assert len(matmuls) == 4 and all(producers[i] == "DequantizeLinear" for n in matmuls for i in n.input)
 
 
 def test_unknown_calibration_method_is_a_clean_error():

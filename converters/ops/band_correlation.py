@@ -30,6 +30,10 @@ from converters.ops.onnx_function import _INT64_MAX, _Body, _finish
 
 FORMULATION = "band_matmul"
 MIN_OPSET = 15  # CastLike
+#: Frame-1 columns per MatMul block. Whole rows (None) measured fastest for pwc-lite at 320x240
+#: (tiles of 8 / 16 / 32 columns: +7 / +4 / +8 % model CPU time: small GEMMs lose more than the
+#: skipped multiply-adds save), so tiling is off by default.
+DEFAULT_TILE = None
 
 
 def supports(attrs: CorrelationAttrs, opset: int) -> bool:
@@ -40,8 +44,15 @@ def _scalar(body: _Body, value: int, stem: str) -> str:
     return body.op("Constant", [], stem, value=helper.make_tensor(stem, TensorProto.INT64, [], [value]))
 
 
-def build_band_function(attrs: CorrelationAttrs, opset: int, overload: str | None = None) -> FunctionProto:
-    """The ``edgeflow::Correlation`` function for ``attrs`` as Transpose -> MatMul -> Gather."""
+def build_band_function(attrs: CorrelationAttrs, opset: int, overload: str | None = None,
+                        tile: int | None = DEFAULT_TILE) -> FunctionProto:
+    """The ``edgeflow::Correlation`` function for ``attrs`` as Transpose -> MatMul -> Gather.
+
+    ``tile``: columns of frame 1 per MatMul block (None: a whole row). A row of W' pixels against
+    W' + 2 md candidates wastes ~W'/D of the multiply-adds; tiles of T columns against T + 2 md
+    candidates waste only (T + 2 md)/D, at the price of one Gather that cuts the overlapping
+    frame-2 windows. The frame is zero-padded to a multiple of T and the result cropped.
+    """
     if not supports(attrs, opset):
         raise ValueError("the band_matmul correlation body covers kernel_size=1, stride1=1 and opset >= 15")
     a, body = attrs, _Body(opset)
@@ -56,44 +67,86 @@ def build_band_function(attrs: CorrelationAttrs, opset: int, overload: str | Non
     if p != md:  # frame-1 pixels that are window centres: rows/cols [md, Hp - md)
         end = -md if md > 0 else _INT64_MAX
         f1 = body.op("Slice", [f1, body.const([md, md]), body.const([end, end]), body.const([2, 3])], "region1")
-    # Frame 1: (B, C, H', W') -> (B, 1, H', W', C), divided by C when normalizing (before the GEMM,
-    # on the small tensor).
+    zero, one = _scalar(body, 0, "zero"), _scalar(body, 1, "one")
+    shape1 = body.op("Shape", [f1], "shape1")
+    out_hw = body.op("Slice", [shape1, body.const([2]), body.const([4]), body.const([0])], "out_hw")
+    out_w = body.op("Slice", [shape1, body.const([3]), body.const([4]), body.const([0])], "out_w")
+    # Frame 1: (B, C, H', W') -> (B, H', W', C), divided by C when normalizing (on the small tensor).
     rows1 = body.op("Transpose", [f1], "rows1", perm=[0, 2, 3, 1])
     if a.normalize:
-        channels = body.op("Gather", [body.op("Shape", [f1], "shape1"), _scalar(body, 1, "axis_c")], "c", axis=0)
+        channels = body.op("Gather", [shape1, _scalar(body, 1, "axis_c")], "c", axis=0)
         rows1 = body.op("Div", [rows1, body.op("CastLike", [channels, rows1], "c_float")], "rows1_norm")
-    rows1 = body.unsqueeze(rows1, [1])
-    # Frame 2: (B, C, Hp, Wp) -> (B, Hp, C, Wp); the D vertically shifted row blocks, stacked.
+    # Frame 2: (B, C, Hp, Wp) -> (B, Hp, C, Wp).
     rows2 = body.op("Transpose", [f2], "rows2", perm=[0, 2, 1, 3])
+    if tile:
+        t = int(tile)
+        # Pad W' to a multiple of T (frame 1 and, by the same amount, frame 2).
+        extra = body.op("Mod", [body.op("Sub", [body.const([t]), body.op("Mod", [out_w, body.const([t])], "w_mod")], "t_minus"),
+                                body.const([t])], "extra")
+        pad_w = body.op("Concat", [body.const([0, 0, 0, 0, 0, 0]), extra, body.const([0])], "pad_w1", axis=0)
+        rows1 = body.op("Pad", [rows1, pad_w], "rows1_tiled_pad", mode="constant")
+        pad_w2 = body.op("Concat", [body.const([0, 0, 0, 0, 0, 0, 0]), extra], "pad_w2", axis=0)
+        rows2 = body.op("Pad", [rows2, pad_w2], "rows2_tiled_pad", mode="constant")
+        dims1 = body.op("Shape", [rows1], "dims1")
+        tiles_shape = body.op("Concat", [body.op("Slice", [dims1, body.const([0]), body.const([2]), body.const([0])], "bh"),
+                                         body.const([-1, t]),
+                                         body.op("Slice", [dims1, body.const([3]), body.const([4]), body.const([0])], "cdim")],
+                              "tiles_shape", axis=0)
+        rows1 = body.op("Reshape", [rows1, tiles_shape], "rows1_tiles")  # (B, H', nT, T, C)
+        n_tiles = body.op("Div", [body.op("Add", [out_w, extra], "w_padded"), body.const([t])], "n_tiles")
+        starts = body.op("Mul", [body.unsqueeze(body.op("Range", [zero, body.op("Squeeze", [n_tiles, body.const([0])], "nt"), one],
+                                                        "tile_ids"), [1]), body.const([t])], "tile_starts")
+        window = body.op("Add", [starts, body.unsqueeze(body.const(list(range(t + 2 * md)), "window_cols"), [0])], "window_idx")
+        rows2 = body.op("Gather", [rows2, window], "windows", axis=3)  # (B, Hp, C, nT, T + 2 md)
+        rows2 = body.op("Transpose", [rows2], "windows_t", perm=[0, 1, 3, 2, 4])  # (B, Hp, nT, C, T + 2 md)
+    offset = md - r * s2
+    if not tile:
+        # One GEMM per output row: (W', C) @ (C, D * Wp), the D vertically shifted frame-2 rows
+        # side by side. No broadcast batch axis and D times wider GEMMs than one per shift.
+        shifted = []
+        for i in range(d):
+            dy = (i - r) * s2
+            end = -(md - dy) if md - dy > 0 else _INT64_MAX
+            shifted.append(body.op("Slice", [rows2, body.const([md + dy]), body.const([end]), body.const([1])], "rows_dy"))
+        stacked = body.op("Concat", shifted, "stacked", axis=3)  # (B, H', C, D * Wp)
+        pairs = body.op("MatMul", [rows1, stacked], "pairs")  # (B, H', W', D * Wp)
+        row_len = body.op("Slice", [body.op("Shape", [rows2], "shape2"), body.const([3]), body.const([4]), body.const([0])], "row_len")
+        flat = body.op("Reshape", [pairs, body.const([0, 0, -1], "flat_shape")], "flat")  # (B, H', W' * D * Wp)
+        # element (x, i, j) -> x * D * Wp + i * Wp + x + offset + j * s2
+        xs = body.op("Range", [zero, body.op("Squeeze", [out_w, body.const([0])], "w_scalar"), one], "xs")
+        per_x = body.op("Add", [body.op("Mul", [row_len, body.const([d])], "d_row_len"), body.const([1])], "per_x")
+        x_part = body.op("Reshape", [body.op("Mul", [xs, per_x], "x_start"), body.const([-1, 1, 1])], "x_part")
+        i_part = body.op("Reshape", [body.op("Mul", [body.const(list(range(d)), "dys"), row_len], "i_start"), body.const([1, -1, 1])], "i_part")
+        j_part = body.const([offset + j * s2 for j in range(d)], "dxs")
+        index = body.op("Reshape", [body.op("Add", [body.op("Add", [x_part, i_part], "xi"), j_part], "index_3d"), body.const([-1])], "index")
+        band = body.op("Gather", [flat, index], "band_flat", axis=2)  # (B, H', W' * D * D)
+        band = body.op("Reshape", [band, body.const([0, 0, -1, d, d])], "band_rows")  # (B, H', W', Dy, Dx)
+        band = body.op("Transpose", [band], "band", perm=[0, 3, 4, 1, 2])  # (B, Dy, Dx, H', W')
+        cost = body.op("Reshape", [band, body.op("Concat", [body.const([0, -1]), out_hw], "cost_shape", axis=0)], "cost")
+        body.nodes.append(helper.make_node("Identity", [cost], ["out"]))
+        return _finish(body, opset, overload)
+    rows1 = body.unsqueeze(rows1, [1])
     shifted = []
     for i in range(d):
         dy = (i - r) * s2
         end = -(md - dy) if md - dy > 0 else _INT64_MAX
         block = body.op("Slice", [rows2, body.const([md + dy]), body.const([end]), body.const([1])], "rows_dy")
         shifted.append(body.unsqueeze(block, [1]))
-    stacked = body.op("Concat", shifted, "stacked", axis=1)  # (B, D, H', C, Wp)
-    pairs = body.op("MatMul", [rows1, stacked], "pairs")  # (B, D, H', W', Wp)
-    # Band extraction: flat index x * (Wp + 1) + off + j * s2.
-    shape = body.op("Shape", [pairs], "pairs_shape")
-    out_w = body.op("Slice", [shape, body.const([3]), body.const([4]), body.const([0])], "out_w")
-    row_len = body.op("Slice", [shape, body.const([4]), body.const([5]), body.const([0])], "row_len")
-    flat = body.op("Reshape", [pairs, body.const([0, 0, 0, -1], "flat_shape")], "flat")
-    xs = body.op("Range", [_scalar(body, 0, "zero"), body.op("Squeeze", [out_w, body.const([0])], "w_scalar"),
-                           _scalar(body, 1, "one")], "xs")
-    starts = body.op("Mul", [body.unsqueeze(xs, [1]), body.op("Add", [row_len, body.const([1])], "skew")], "starts")
-    offset = md - r * s2
-    cols = body.unsqueeze(body.const([offset + j * s2 for j in range(d)], "cols"), [0])
-    index = body.op("Reshape", [body.op("Add", [starts, cols], "index_2d"), body.const([-1])], "index")
-    band = body.op("Gather", [flat, index], "band_flat", axis=3)  # (B, D, H', W' * D)
-    band = body.op("Reshape", [band, body.op("Concat", [body.const([0, 0, 0]), out_w, body.const([d])], "band_shape", axis=0)], "band")
+    stacked = body.op("Concat", shifted, "stacked", axis=1)
+    pairs = body.op("MatMul", [rows1, stacked], "pairs")  # (B, D, H', nT, T, T + 2md)
+    row_len = t + 2 * md
+    flat = body.op("Reshape", [pairs, body.const([0, 0, 0, 0, -1], "flat_shape")], "flat")
+    index = body.const([x * (row_len + 1) + offset + j * s2 for x in range(t) for j in range(d)], "band_index")
+    band = body.op("Gather", [flat, index], "band_flat", axis=4)  # (B, D, H', nT, T * D)
+    band = body.op("Reshape", [band, body.const([0, 0, 0, -1, d])], "band_padded")  # (B, D, H', W'', D)
+    band = body.op("Slice", [band, body.const([0]), out_w, body.const([3])], "band")
     cost = body.op("Transpose", [band], "cost_t", perm=[0, 1, 4, 2, 3])  # (B, Dy, Dx, H', W')
-    hw = body.op("Slice", [shape, body.const([2]), body.const([4]), body.const([0])], "hw")
-    cost = body.op("Reshape", [cost, body.op("Concat", [body.const([0, -1]), hw], "cost_shape", axis=0)], "cost")
+    cost = body.op("Reshape", [cost, body.op("Concat", [body.const([0, -1]), out_hw], "cost_shape", axis=0)], "cost")
     body.nodes.append(helper.make_node("Identity", [cost], ["out"]))
     return _finish(body, opset, overload)
 
 
-def use_band_bodies(model: onnx.ModelProto) -> int:
+def use_band_bodies(model: onnx.ModelProto, tile: int | None = DEFAULT_TILE) -> int:
     """Replace (in place) every Correlation function whose attributes allow it; returns how many."""
     from converters.export import correlation_nodes, node_attrs
 
@@ -108,6 +161,6 @@ def use_band_bodies(model: onnx.ModelProto) -> int:
         attrs = by_overload.get(fn.overload or None)
         if attrs is None or not supports(attrs, opset):
             continue
-        model.functions[index].CopyFrom(build_band_function(attrs, opset, fn.overload or None))
+        model.functions[index].CopyFrom(build_band_function(attrs, opset, fn.overload or None, tile))
         replaced += 1
     return replaced

@@ -12,10 +12,11 @@ against ground truth:
 
 The increase must stay *below* the budget (strictly), so ``0`` asks for an unchanged output,
 which INT8 can never give. When the full INT8 graph is over budget, :class:`Int8Repair` measures
-how much each group of convolutions contributes (the graph re-quantized with that group in
-float) and keeps the most sensitive groups in float, most sensitive first, until the budget
-holds. If it cannot hold with at most half of the convolutions in float (beyond that INT8 has
-lost its point), convert fails with one line saying what was measured.
+how much each group of layers contributes (convolutions grouped by module, and each level's
+inlined correlation; the graph re-quantized with that group in float) and keeps the most
+sensitive groups in float, most sensitive first, until the budget holds. If it cannot hold with
+at most half of the layers in float (beyond that INT8 has lost its point), convert fails with
+one line saying what was measured.
 """
 
 from __future__ import annotations
@@ -182,6 +183,6 @@ class Int8Repair:
                 return RepairResult(check, excluded, gains, tried)
         raise AccuracyBudgetError(
             f"INT8 cannot meet --max-epe-increase {budget} (= {first.allowed:.3f} px): with the {len(excluded)} most "
-            f"sensitive of {total} convolutions in float it still measures {check.summary()}; raise the budget, "
+            f"sensitive of {total} layers in float it still measures {check.summary()}; raise the budget, "
             f"calibrate on your own frames (--calib), or use --fp16"
         )

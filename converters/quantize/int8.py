@@ -1,24 +1,30 @@
 """Static INT8 post-training quantization (QDQ) with symmetric ranges, for two consumers.
 
-One calibration pass (ranges of every tensor the quantized ops touch) feeds two QDQ graphs:
+One calibration pass (ranges of every tensor the quantized ops touch, symmetric: [-m, m]) feeds
+two QDQ graphs:
 
 * **TensorRT-bound** (``model_int8_trt.onnx``): signed INT8 activations and weights, zero point 0
   everywhere (TensorRT's explicit quantization accepts nothing else), weights per-channel
-  symmetric, biases left in float (TensorRT folds them itself).
+  symmetric, biases left in float (TensorRT folds them itself). The ``edgeflow::Correlation``
+  nodes stay float nodes (excluded by name, so onnxruntime's quantizer never has to understand a
+  custom-domain node with a local function): TensorRT binds the plugin to them.
 * **onnxruntime CPU** (``model.onnx`` of an INT8 artifact): the representation onnxruntime's
-  kernels run fastest on the target CPU. On x86 (AVX2/AVX-512) that is U8S8: uint8 activations
-  (symmetric ranges, so zero point 128) and int8 weights. S8S8 is the trap there: onnxruntime
-  fuses DQ -> Conv -> Q into ``QLinearConv`` only for some S8S8 patterns, and every conv whose
-  input feeds more than one node (concatenations, the pyramid, the context net) stays a float
-  Conv behind DequantizeLinear: measured slower than FP32. On ARM (NEON dot-product kernels)
-  S8S8 is the native path. ``platform.machine()`` decides; ``cpu_scheme=`` overrides.
+  kernels run fastest on the target CPU. On x86 (AVX2/AVX-512) that is U8S8: uint8 activations,
+  int8 weights. S8S8 is the trap there: onnxruntime fuses DQ -> Conv -> Q into ``QLinearConv``
+  only for some S8S8 patterns, and every conv whose input feeds more than one node stays a float
+  Conv behind DequantizeLinear. On ARM (NEON dot-product kernels) S8S8 is the native path.
+  ``platform.machine()`` decides; ``cpu_scheme=`` overrides. Two measured refinements
+  (docs/quantization.md) for uint8:
 
-The correlation node (``edgeflow::Correlation``, a custom-domain node with a model-local function
-body) is never handed to the quantizer: it stays float, reading float tensors (its producers'
-outputs, or DequantizeLinear where those are quantized), and its output is quantized where an
-INT8 consumer needs it. onnxruntime's quantizer would otherwise try to treat it as an
-unknown op; excluding it by name keeps the node and its function intact, so the quantized graph
-still runs in a bare onnxruntime session and TensorRT still binds the plugin.
+  - ``relu_zero_point``: signed tensors keep symmetric ranges (zero point 128), but a ReLU's
+    output, non-negative by construction, is stored over [0, m] with zero point 0. Then the
+    quantizer folds the ReLU into its convolution (the uint8 clamp at 0 *is* the ReLU) instead
+    of leaving DQ -> Relu -> Q between every pair of convolutions.
+  - ``int8_correlation``: the band-MatMul correlation is inlined
+    (:mod:`converters.quantize.inline_correlation`) and its data-moving chain runs in uint8
+    (``QLinearMatMul``, uint8 Gather), a measured better INT8 path than keeping it float.
+
+Either way the quantized graphs run in a bare onnxruntime session, with no edgeflow code.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import onnx
 
 from converters.quantize.calibration import PairFeeds
+from converters.quantize.inline_correlation import inline_correlations, inlinable
 from edgeflow.errors import EdgeflowError
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -42,8 +50,10 @@ SCHEMES = ("u8s8", "s8s8")
 #: input), so the next conv reads INT8 directly. Everything else stays float: element-wise
 #: arithmetic is cheap, and the warping grid (a Concat of normalized coordinates feeding
 #: GridSample) holds positions that 8 bits would round by more than a pixel.
-DEFAULT_OP_TYPES = ("Conv", "ConvTranspose", "Concat")
+DEFAULT_OP_TYPES = ("Conv", "ConvTranspose", "Concat", "Relu")
 CONV_OPS = ("Conv", "ConvTranspose")
+#: Op types of the inlined correlation chain (converters.quantize.inline_correlation).
+CHAIN_OPS = ("MatMul", "Transpose", "Slice", "Concat", "Reshape", "Gather")
 CORRELATION_OP = ("edgeflow", "Correlation")
 
 
@@ -60,6 +70,8 @@ class Int8Options:
     cpu_scheme: str | None = None  # None: from platform.machine()
     op_types: tuple[str, ...] = DEFAULT_OP_TYPES
     percentile: float = 99.999
+    relu_zero_point: bool = True  # uint8 CPU graphs: zero point 0 on non-negative tensors (ReLU folds)
+    int8_correlation: bool = True  # CPU graph: inline the band-MatMul correlation and run it in uint8
 
     def __post_init__(self):
         if self.method not in CALIBRATION_METHODS:
@@ -71,7 +83,9 @@ class Int8Options:
 
     def describe(self) -> dict:
         return {"calibration_method": self.method, "per_channel": self.per_channel, "cpu_scheme": self.cpu_scheme,
-                "op_types": list(self.op_types), "activation_ranges": "symmetric", "weight_ranges": "symmetric"}
+                "op_types": list(self.op_types), "activation_ranges": "symmetric", "weight_ranges": "symmetric",
+                "relu_zero_point": self.relu_zero_point and self.cpu_scheme == "u8s8",
+                "int8_correlation": self.int8_correlation}
 
 
 @dataclass
@@ -98,18 +112,28 @@ def correlation_node_names(model: onnx.ModelProto) -> list[str]:
     return [n.name for n in model.graph.node if (n.domain, n.op_type) == CORRELATION_OP]
 
 
-def nodes_to_quantize(model: onnx.ModelProto, op_types=DEFAULT_OP_TYPES) -> list[str]:
-    """Convolutions, and the Concats whose every consumer is a convolution."""
+def nodes_to_quantize(model: onnx.ModelProto, op_types=DEFAULT_OP_TYPES, also: list[str] = ()) -> list[str]:
+    """Convolutions (and nodes named in ``also``), the Relus right after them, and the Concats
+    that feed only convolutions."""
+    also = set(also)
     consumers: dict[str, list[onnx.NodeProto]] = {}
     for node in model.graph.node:
         for name in node.input:
             consumers.setdefault(name, []).append(node)
+    producers = {o: n for n in model.graph.node for o in n.output}
     chosen = []
     for node in model.graph.node:
+        if node.name in also:
+            chosen.append(node.name)
+            continue
         if node.op_type not in op_types or node.domain not in ("", "ai.onnx"):
             continue
         if node.op_type in CONV_OPS:
             chosen.append(node.name)
+        elif node.op_type == "Relu":
+            src = producers.get(node.input[0])
+            if src is not None and (src.op_type in CONV_OPS or src.name in also):
+                chosen.append(node.name)
         elif all(c.op_type in CONV_OPS for out in node.output for c in consumers.get(out, [])) and consumers.get(node.output[0]):
             chosen.append(node.name)
     return chosen
@@ -132,6 +156,18 @@ class Int8Quantizer:
         self.correlation_nodes = correlation_node_names(model)
         self.quantizable = [n.name for n in model.graph.node if n.op_type in CONV_OPS]
         self.selected = nodes_to_quantize(model, options.op_types)
+        # onnxruntime-CPU source: the correlation inlined so its band chain can run in uint8.
+        self.cpu_source, self.correlation_chains = self.fp32_path, {}
+        if options.int8_correlation and inlinable(model):
+            self._tmp = tempfile.TemporaryDirectory(prefix="edgeflow-int8-")
+            self.correlation_chains = inline_correlations(model)
+            self.cpu_source = Path(self._tmp.name) / "inlined.onnx"
+            onnx.save(model, str(self.cpu_source))
+            self.quantizable += list(self.correlation_chains)
+        chain_nodes = [n for chain in self.correlation_chains.values() for n in chain]
+        self.cpu_selected = nodes_to_quantize(model, options.op_types, chain_nodes)
+        producers = {o: n.name for n in model.graph.node for o in n.output}
+        self._follows = {n.name: producers.get(n.input[0]) for n in model.graph.node if n.op_type == "Relu" and n.input}
         self._ranges = None
 
     # -- calibration ------------------------------------------------------------------------------
@@ -163,7 +199,7 @@ class Int8Quantizer:
         quiet_flag = self.quiet
         with tempfile.TemporaryDirectory(prefix="edgeflow-calib-") as tmp, _quiet_quantizer():
             try:
-                calibrator = create_calibrator(self.fp32_path, list(self.options.op_types),
+                calibrator = create_calibrator(self.cpu_source, list(self._op_types()),
                                                augmented_model_path=str(Path(tmp) / "augmented.onnx"),
                                                calibrate_method=method, extra_options=extra)
                 calibrator.collect_data(_Reader())
@@ -173,11 +209,31 @@ class Int8Quantizer:
                 raise EdgeflowError(f"INT8 calibration failed ({self.options.method}): {msg}") from err
         return self._ranges
 
+    def _op_types(self) -> list[str]:
+        ops = list(self.options.op_types)
+        if self.correlation_chains:
+            ops += [o for o in CHAIN_OPS if o not in ops]
+        return ops
+
     # -- graph writing ----------------------------------------------------------------------------
-    def write(self, out: str | Path, target: str, exclude: list[str] = (), scheme: str | None = None) -> Int8Graph:
+    def _relu_folding_overrides(self, ranges) -> dict:
+        """Symmetric ranges everywhere, except ReLU outputs: [0, max] with uint8 zero point 0."""
+        model = onnx.load(str(self.cpu_source))
+        relu_out = {n.output[0] for n in model.graph.node if n.op_type == "Relu"}
+        overrides = {}
+        for name in ranges:
+            if name in relu_out:
+                high = float(max(np.abs(np.asarray(v, dtype=np.float64)).max() for v in ranges[name].range_value))
+                overrides[name] = [{"symmetric": False, "rmin": np.float32(0.0), "rmax": np.float32(max(high, 1e-6))}]
+            else:
+                overrides[name] = [{"symmetric": True}]
+        return overrides
+
+    def write(self, out: str | Path, target: str, exclude: list[str] = (), scheme: str | None = None,
+              relu_zero_point: bool | None = None) -> Int8Graph:
         """Write the QDQ graph for ``target`` ("cpu" or "tensorrt") with ``exclude`` kept float.
 
-        ``scheme`` overrides the CPU representation (benchmarks compare U8S8 with S8S8).
+        ``scheme`` / ``relu_zero_point`` override the options (benchmarks compare representations).
         """
         from onnxruntime.quantization import QDQQuantizer, QuantType
         from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
@@ -191,13 +247,24 @@ class Int8Quantizer:
             # TensorRT wants float biases (it fuses them); onnxruntime's QLinearConv fusion wants int32.
             "QuantizeBias": target != "tensorrt",
         }
-        excluded = list(dict.fromkeys([*self.correlation_nodes, *exclude]))
-        selected = [n for n in self.selected if n not in excluded]
+        if target == "cpu":
+            source, selected, excluded = self.cpu_source, self.cpu_selected, list(exclude)
+            for corr in exclude:  # an excluded correlation level: its whole inlined chain stays float
+                excluded += self.correlation_chains.get(corr, [])
+        else:  # the TensorRT graph keeps every Correlation node float (the plugin computes it)
+            source, selected, excluded = self.fp32_path, self.selected, list(dict.fromkeys([*self.correlation_nodes, *exclude]))
+        selected = [n for n in selected if n not in excluded and self._follows.get(n) not in excluded]
+        fold = self.options.relu_zero_point if relu_zero_point is None else relu_zero_point
+        if target == "cpu" and activation == QuantType.QUInt8 and fold:
+            # Per-tensor symmetry instead of the global flag: the quantizer folds a Relu into its
+            # producer only when activations are not globally symmetric (see module doc).
+            extra["ActivationSymmetric"] = False
+            extra["TensorQuantOverrides"] = self._relu_folding_overrides(ranges)
         with _quiet_quantizer():
             try:
-                model = load_model_with_shape_infer(self.fp32_path)
+                model = load_model_with_shape_infer(source)
                 quantizer = QDQQuantizer(model, self.options.per_channel, False, QuantType.QInt8, activation, ranges,
-                                         selected, excluded, list(self.options.op_types), extra)
+                                         selected, excluded, self._op_types(), extra)
                 quantizer.quantize_model()
                 out = Path(out)
                 quantizer.model.save_model_to_file(str(out), False)
@@ -205,7 +272,7 @@ class Int8Quantizer:
                 msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise EdgeflowError(f"INT8 quantization failed: {msg}") from err
         _strip_inference_metadata(out)
-        return Int8Graph(out, target, scheme, [n for n in excluded if n not in self.correlation_nodes])
+        return Int8Graph(out, target, scheme, list(exclude))
 
 
 def _strip_inference_metadata(path: Path) -> None:

@@ -116,20 +116,20 @@ def _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, out
     outcome.accuracy["int8"] = {**repair.check.as_dict(), "first_attempt": first.as_dict()}
     outcome.accuracy["int8_trt"] = {**trt_check.as_dict(), "note": "QDQ graph simulated by onnxruntime on CPU"}
     outcome.variants.append(Variant("int8", "int8", cpu_path, reference="fp32", file="model.onnx",
-                                    extra={"scheme": options.cpu_scheme, "float_convs": len(repair.excluded)}))
+                                    extra={"scheme": options.cpu_scheme, "float_units": len(repair.excluded)}))
     outcome.variants.append(Variant("int8-trt", "int8", trt.path, reference="fp32", latency=False, file="model_int8_trt.onnx",
-                                    extra={"scheme": "s8s8", "float_convs": len(repair.excluded)}))
+                                    extra={"scheme": "s8s8", "float_units": len(repair.excluded)}))
     return {
         **options.describe(),
         "format": "QDQ",
         "calibration": {**calib.describe(), "resolution": [width, height]},
         "excluded_nodes": repair.excluded,
-        "float_nodes": quantizer.correlation_nodes,
-        "float_reason": {"correlation": "edgeflow::Correlation stays float (DQ before, Q after)",
-                         "excluded_nodes": "kept float by the accuracy guard's sensitivity search"},
+        "correlation": {"model.onnx": "inlined band-MatMul chain in uint8" if quantizer.correlation_chains
+                        else "float edgeflow::Correlation node", "model_int8_trt.onnx": "float edgeflow::Correlation node (plugin)"},
+        "float_reason": {"excluded_nodes": "kept float by the accuracy guard's sensitivity search"},
         "sensitivity_px": repair.sensitivity,
         "graphs": {"model.onnx": {"target": "onnxruntime-cpu", "scheme": options.cpu_scheme},
                    "model_int8_trt.onnx": {"target": "tensorrt", "scheme": "s8s8", "zero_points": 0}},
-        "quantized_convs": len(quantizer.quantizable) - len(repair.excluded),
-        "total_convs": len(quantizer.quantizable),
+        "quantized_units": len(quantizer.quantizable) - len(repair.excluded),
+        "total_units": len(quantizer.quantizable),
     }
