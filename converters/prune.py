@@ -180,7 +180,7 @@ def _batch(gen, start: int, size: int):
     return f1, f2, gt, valid
 
 
-def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 192, width: int = 256,
+def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 128, width: int = 192,
             batch: int = 4, lr: float = 3e-4, gt_weight: float = 0.5, seed: int = 77, quiet: bool = False) -> dict:
     """Fine-tune ``student`` to match ``teacher`` (and the ground truth) on synthetic pairs.
 

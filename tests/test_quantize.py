@@ -246,6 +246,34 @@ def test_impossible_budget_fails_cleanly_and_writes_nothing_valid(tmp_path, caps
         Artifact.open(out)
 
 
+def test_int8_fp16_artifact_layout_report_and_runtime(tmp_path):
+    import edgeflow
+    from edgeflow.cli import main
+
+    out = tmp_path / "int8"
+    code = main(["convert", "pwc-lite", "--height", "64", "--width", "64", "--int8", "--fp16", "--calib-frames", "2",
+                 "--parity-pairs", "1", "--latency-iterations", "2", "--quiet", "--out", str(out)])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["valid"] and manifest["precision"] == "int8"
+    assert manifest["graphs"] == {"model": "model.onnx", "fp32": "model_fp32.onnx", "fp16": "model_fp16.onnx",
+                                  "trt_onnx": "model_int8_trt.onnx", "encoder": "encoder.onnx", "decoder": "decoder.onnx"}
+    q = manifest["quantization"]
+    assert q["calibration"] == {"source": "synthetic", "pairs": 2, "resolution": [64, 64]} and q["per_channel"]
+    assert q["calibration_method"] == "minmax" and "excluded_nodes" in q
+    acc = manifest["accuracy"]
+    assert acc["budget"] == "5%" and {"fp16", "int8", "int8_trt", "int8_split"} <= set(acc)
+    rows = {r["name"]: r for r in json.loads((out / "report.json").read_text())["variants"]}
+    assert set(rows) == {"fp32", "fp16", "int8", "int8-trt"}
+    assert rows["int8"]["file"] == "model.onnx" and rows["int8"]["size_mb"] < 0.4 * rows["fp32"]["size_mb"]
+    assert rows["int8-trt"]["latency"] is None and rows["int8"]["epe_vs_fp32"] is not None
+    with edgeflow.load(out) as model:  # the runtime opens it, cached path included
+        assert model.can_cache_features
+        f1, f2 = (np.full((64, 64, 3), v, np.uint8) for v in (90, 100))
+        assert model.infer(f1, f2).shape == (64, 64, 2)
+        assert model.decode(model.encode(f1), model.encode(f2)).shape == (64, 64, 2)
+
+
 # --------------------------------------------------------------------------- band-MatMul correlation
 @pytest.mark.parametrize("md,pad,s2,c,h,w", [(4, 4, 1, 5, 7, 9), (3, 3, 1, 2, 6, 5), (4, 6, 2, 3, 8, 10), (2, 1, 1, 4, 5, 6)])
 def test_band_correlation_matches_the_reference(md, pad, s2, c, h, w):

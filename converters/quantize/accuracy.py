@@ -85,6 +85,20 @@ class FlowEvaluator:
             flows.append(geo.to_frame(result.astype(np.float32)))
         return flows
 
+    def split_flows(self, encoder_path, decoder_path) -> list[np.ndarray]:
+        """Flows through encoder.onnx (once per frame) + decoder.onnx, the runtime's cached path."""
+        from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
+
+        enc = OnnxRuntimeRunner(SessionLoader(encoder_path, threads=self.threads))
+        dec = OnnxRuntimeRunner(SessionLoader(decoder_path, threads=self.threads))
+        flows = []
+        for p in self.pairs:
+            geo = plan_geometry(p.frame1.shape[:2], enc.inputs[0].shape, self.pad_multiple)
+            e1, e2 = (enc.infer({enc.input_names[0]: geo.to_network(f)}) for f in (p.frame1, p.frame2))
+            feed = {n: (e1 if n.startswith("feat1_") else e2)[f"feat_{n.split('_')[1]}"] for n in dec.input_names}
+            flows.append(geo.to_frame(dec.infer(feed)[dec.output_names[0]].astype(np.float32)))
+        return flows
+
     def score(self, flows: list[np.ndarray], reference: list[np.ndarray] | None = None,
               pairs: list[ValidationPair] | None = None) -> dict:
         """{"epe_vs_gt", "epe_vs_fp32" (when ``reference`` is given), "pairs"}."""

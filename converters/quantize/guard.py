@@ -118,6 +118,17 @@ class AccuracyGuard:
         return GuardCheck(variant, score["epe_vs_fp32"], score["epe_vs_gt"], fp32_gt, increase, allowed, passed, score["pairs"])
 
 
+    def check_split(self, encoder: str | Path, decoder: str | Path, variant: str) -> GuardCheck:
+        """The same judgement for the feature-caching path: encoder per frame, then decoder."""
+        score = self.evaluator.score(self.evaluator.split_flows(encoder, decoder), self.reference)
+        fp32_gt = self.fp32["epe_vs_gt"]
+        increase = score["epe_vs_gt"] - fp32_gt if score["epe_vs_gt"] is not None and fp32_gt is not None else None
+        measured = increase if increase is not None else score["epe_vs_fp32"]
+        allowed = self.allowed
+        passed = allowed is None or max(measured, 0.0) < allowed
+        return GuardCheck(variant, score["epe_vs_fp32"], score["epe_vs_gt"], fp32_gt, increase, allowed, passed, score["pairs"])
+
+
 def node_groups(names: list[str], depth: int = 2) -> dict[str, list[str]]:
     """Group node names by module path (``/decoder/estimators.3/...`` -> ``decoder/estimators.3``).
 

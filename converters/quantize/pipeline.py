@@ -7,8 +7,10 @@ fp16 if ``--fp16``):
   model_fp32.onnx       role ``fp32``: the validated FP32 graph everything derives from
   model_fp16.onnx       role ``fp16``: with ``--int8 --fp16`` (FP16 is then the TensorRT hint)
   model_int8_trt.onnx   role ``trt_onnx``: INT8 QDQ graph for TensorRT (signed, zero point 0)
-  encoder/decoder.onnx  FP16 artifacts convert them too; INT8 artifacts drop them for now (the
-                        runtime then runs the whole-pair graph) rather than mix precisions.
+  encoder/decoder.onnx  in the asked precision too (feature caching): FP16 converted, INT8
+                        calibrated on single frames / on the FP32 encoder's features and checked
+                        by the guard through the split path; if that check fails they are
+                        dropped (the runtime then runs the whole-pair graph), never mixed.
 
 Every quantized graph passes the accuracy guard (:mod:`converters.quantize.guard`) before the
 artifact can be valid; its numbers and the quantization details go into the manifest.
@@ -84,16 +86,59 @@ def quantize_stage(req: QuantizeRequest, writer, module, pad_multiple: int, heig
                 writer.add(f"{part}.onnx", part)
 
     if req.int8:
-        outcome.quantization = _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome)
-        if split:  # no INT8 encoder/decoder yet: do not let the runtime mix FP32 halves with an INT8 model
-            for part in ("encoder", "decoder"):
-                writer.path(f"{part}.onnx").unlink(missing_ok=True)
-                writer.roles.pop(part, None)
-            outcome.dropped_split = True
+        outcome.quantization, calib, options, excluded = _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome)
+        if split:
+            check = _int8_split(writer, calib.pairs, options, excluded, pad_multiple, guard, quiet)
+            outcome.accuracy["int8_split"] = check.as_dict()
+            log(f"int8 encoder/decoder: {check.summary()}")
+            if not check.passed:  # never let the runtime cache features through a graph that failed
+                for part in ("encoder", "decoder"):
+                    writer.path(f"{part}.onnx").unlink(missing_ok=True)
+                    writer.roles.pop(part, None)
+                outcome.dropped_split = True
     return outcome
 
 
-def _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome) -> dict:
+def _map_excluded(names: list[str], quantizable: list[str]) -> list[str]:
+    """model.onnx node names -> the same layers in encoder.onnx / decoder.onnx (the encoder's
+    second pass, ``/encoder_1/...`` in the pair graph, is ``/encoder/...`` there)."""
+    import re
+
+    wanted = {re.sub(r"^/encoder_\d+/", "/encoder/", n) for n in names}
+    return [n for n in quantizable if n in wanted]
+
+
+def _int8_split(writer, pairs, options, excluded, pad_multiple, guard, quiet):
+    """INT8 encoder.onnx / decoder.onnx (feature caching), each calibrated on what it really sees:
+    the encoder on single frames, the decoder on the FP32 encoder's features of the same pairs."""
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from converters.quantize.int8 import Int8Quantizer
+    from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
+    from edgeflow.preprocess import plan_geometry
+
+    enc = OnnxRuntimeRunner(SessionLoader(writer.path("encoder.onnx")))
+    dec_names = OnnxRuntimeRunner(SessionLoader(writer.path("decoder.onnx"), optimization="none")).input_names
+    frames, features = [], []
+    for f1, f2 in pairs:
+        geo = plan_geometry(f1.shape[:2], (1, 3, None, None), pad_multiple)
+        x1, x2 = ({enc.input_names[0]: geo.to_network(f)} for f in (f1, f2))
+        frames += [x1, x2]
+        e1, e2 = enc.infer(x1), enc.infer(x2)
+        features.append({n: (e1 if n.startswith("feat1_") else e2)[f"feat_{n.split('_')[1]}"] for n in dec_names})
+    with tempfile.TemporaryDirectory(prefix="edgeflow-split-") as tmp:
+        for part, feeds in (("encoder", frames), ("decoder", features)):
+            src = Path(tmp) / f"{part}_fp32.onnx"
+            shutil.copy2(writer.path(f"{part}.onnx"), src)
+            quantizer = Int8Quantizer(src, feeds, options, quiet=quiet)
+            quantizer.write(writer.path(f"{part}.onnx"), "cpu", _map_excluded(excluded, quantizer.quantizable))
+            writer.add(f"{part}.onnx", part)
+    return guard.check_split(writer.path("encoder.onnx"), writer.path("decoder.onnx"), "int8-split")
+
+
+def _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome):
     from converters.quantize.calibration import PairFeeds, load_calibration
     from converters.quantize.int8 import Int8Options, Int8Quantizer
 
@@ -132,4 +177,4 @@ def _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, out
                    "model_int8_trt.onnx": {"target": "tensorrt", "scheme": "s8s8", "zero_points": 0}},
         "quantized_units": len(quantizer.quantizable) - len(repair.excluded),
         "total_units": len(quantizer.quantizable),
-    }
+    }, calib, options, repair.excluded
