@@ -333,6 +333,7 @@ class ConvertJob:
                                                evaluator, graphs["split"], quiet=opts.quiet)
                     except AccuracyBudgetError as err:
                         valid, reason = False, str(err)
+                        steps.note("over the accuracy budget: nothing will be marked valid")
                     else:
                         graphs["split"] = graphs["split"] and not quant.dropped_split
                         steps.note(_quant_note(quant))

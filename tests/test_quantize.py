@@ -175,6 +175,20 @@ def test_fp16_graph_keeps_float32_io_and_converts_the_correlation(fp32, calib, t
     assert out.dtype == np.float32 and np.abs(out - ref).max() < 0.05 + 0.01 * np.abs(ref).max()
 
 
+def test_fp16_output_that_feeds_other_nodes(tmp_path):
+    """An encoder's feature outputs are also read by the next level: keep_io_types must cope."""
+    w = onnx.numpy_helper.from_array(np.full((2, 2, 1, 1), 0.5, np.float32), "w")
+    nodes = [helper.make_node("Conv", ["x", "w"], ["f0"]), helper.make_node("Conv", ["f0", "w"], ["f1"])]
+    graph = helper.make_graph(nodes, "enc", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 2, 4, 4])],
+                              [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 2, 4, 4]) for n in ("f0", "f1")], [w])
+    src = tmp_path / "enc.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+    dst = convert_fp16(src, tmp_path / "enc16.onnx")
+    assert set(io_types(dst).values()) == {TensorProto.FLOAT}
+    f0, f1 = bare_session(dst).run(["f0", "f1"], {"x": np.ones((1, 2, 4, 4), np.float32)})
+    np.testing.assert_allclose(f0, 1.0) and np.testing.assert_allclose(f1, 1.0)
+
+
 # ------------------------------------------------------------------------------------------ guard
 def test_budget_parsing():
     assert EpeBudget.parse(None) == EpeBudget(0.05, True)

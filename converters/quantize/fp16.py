@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from edgeflow.errors import EdgeflowError
 
@@ -41,6 +41,23 @@ def _functions_to_fp16(model: onnx.ModelProto) -> int:
     return changed
 
 
+def _terminal_outputs(model: onnx.ModelProto) -> None:
+    """Give every graph output that other nodes also read its own Identity node.
+
+    The float16 converter's ``keep_io_types`` casts outputs back to float32 by renaming; an
+    output that also feeds later nodes (every encoder feature level does) then ends up with
+    float32 and float16 consumers of one tensor, which onnxruntime rejects.
+    """
+    read = {name for node in model.graph.node for name in node.input}
+    for out in model.graph.output:
+        if out.name in read:
+            inner = f"{out.name}__inner"
+            for node in model.graph.node:
+                node.output[:] = [inner if o == out.name else o for o in node.output]
+                node.input[:] = [inner if i == out.name else i for i in node.input]
+            model.graph.node.append(helper.make_node("Identity", [inner], [out.name], name=f"{out.name}__output"))
+
+
 def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     """Write an FP16 copy of ``src`` with float32 inputs and outputs."""
     try:
@@ -48,6 +65,7 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     except ImportError:
         raise EdgeflowError("--fp16 needs onnxconverter-common: pip install 'edgeflow[convert]'") from None
     model = onnx.load(str(src))
+    _terminal_outputs(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "the model contains values out of fp16 range" for clipped constants
         half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)

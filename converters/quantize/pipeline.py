@@ -84,6 +84,10 @@ def quantize_stage(req: QuantizeRequest, writer, module, pad_multiple: int, heig
             for part in ("encoder", "decoder"):
                 convert_fp16(writer.path(f"{part}.onnx"), writer.path(f"{part}.onnx"))
                 writer.add(f"{part}.onnx", part)
+            check = guard.check_split(writer.path("encoder.onnx"), writer.path("decoder.onnx"), "fp16-split")
+            outcome.accuracy["fp16_split"] = check.as_dict()
+            if not check.passed:
+                _drop_split(writer, outcome)
 
     if req.int8:
         outcome.quantization, calib, options, excluded = _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome)
@@ -92,11 +96,15 @@ def quantize_stage(req: QuantizeRequest, writer, module, pad_multiple: int, heig
             outcome.accuracy["int8_split"] = check.as_dict()
             log(f"int8 encoder/decoder: {check.summary()}")
             if not check.passed:  # never let the runtime cache features through a graph that failed
-                for part in ("encoder", "decoder"):
-                    writer.path(f"{part}.onnx").unlink(missing_ok=True)
-                    writer.roles.pop(part, None)
-                outcome.dropped_split = True
+                _drop_split(writer, outcome)
     return outcome
+
+
+def _drop_split(writer, outcome: QuantizeOutcome) -> None:
+    for part in ("encoder", "decoder"):
+        writer.path(f"{part}.onnx").unlink(missing_ok=True)
+        writer.roles.pop(part, None)
+    outcome.dropped_split = True
 
 
 def _map_excluded(names: list[str], quantizable: list[str]) -> list[str]:
