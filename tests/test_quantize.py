@@ -131,6 +131,13 @@ def test_correlation_stays_a_float_node_for_tensorrt_and_runs_int8_on_cpu(int8_g
     assert len(matmuls) == 4 and all(producers[i] == "DequantizeLinear" for n in matmuls for i in n.input)
 
 
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_methods(fp32, calib, method, tmp_path):
+    quantizer = Int8Quantizer(fp32, PairFeeds(calib.pairs, NAMES, 32), Int8Options(method=method), quiet=True)
+    out = quantizer.write(tmp_path / f"{method}.onnx", "cpu").path
+    assert np.isfinite(bare_session(out).run(None, feed(calib))[0]).all()
+
+
 def test_unknown_calibration_method_is_a_clean_error():
     with pytest.raises(EdgeflowError, match="calibration method"):
         Int8Options(method="magic")

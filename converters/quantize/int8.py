@@ -30,6 +30,7 @@ Either way the quantized graphs run in a bare onnxruntime session, with no edgef
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import platform
 import tempfile
@@ -175,15 +176,8 @@ class Int8Quantizer:
         """Run the calibration pairs through an augmented copy of the graph; cache the ranges."""
         if self._ranges is not None:
             return self._ranges
-        from onnxruntime.quantization import CalibrationMethod, create_calibrator
-
         from converters.progress import progress_bar
 
-        method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                  "percentile": CalibrationMethod.Percentile}[self.options.method]
-        extra = {"symmetric": True}
-        if self.options.method == "percentile":
-            extra["percentile"] = self.options.percentile
         feeds = self.feeds
 
         class _Reader:
@@ -197,17 +191,41 @@ class Int8Quantizer:
                 return len(feeds)
 
         quiet_flag = self.quiet
-        with tempfile.TemporaryDirectory(prefix="edgeflow-calib-") as tmp, _quiet_quantizer():
+        with tempfile.TemporaryDirectory(prefix="edgeflow-calib-") as tmp, _quiet_quantizer(), \
+                contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print progress
             try:
-                calibrator = create_calibrator(self.cpu_source, list(self._op_types()),
-                                               augmented_model_path=str(Path(tmp) / "augmented.onnx"),
-                                               calibrate_method=method, extra_options=extra)
+                calibrator = self._calibrator(str(Path(tmp) / "augmented.onnx"))
                 calibrator.collect_data(_Reader())
                 self._ranges = calibrator.compute_data()
             except Exception as err:
                 msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise EdgeflowError(f"INT8 calibration failed ({self.options.method}): {msg}") from err
         return self._ranges
+
+    def _calibrator(self, augmented_path: str):
+        """onnxruntime's calibrator for the method, restricted to the tensors the quantized nodes
+        touch: the default (every tensor of every node of those op types) would also histogram the
+        warp's constant-valued coordinate tensors, which the histogram methods cannot bin."""
+        from onnxruntime.quantization.calibrate import EntropyCalibrater, MinMaxCalibrater, PercentileCalibrater
+
+        model = onnx.load(str(self.cpu_source))
+        chosen = set(self.cpu_selected) | set(self.selected)
+        wanted = {t for n in model.graph.node if n.name in chosen for t in (*n.input, *n.output) if t}
+        base, kwargs = {
+            "minmax": (MinMaxCalibrater, {}),
+            "entropy": (EntropyCalibrater, {"num_bins": 128, "num_quantized_bins": 128}),
+            "percentile": (PercentileCalibrater, {"num_bins": 2048, "percentile": self.options.percentile}),
+        }[self.options.method]
+
+        class _Restricted(base):
+            def select_tensors_to_calibrate(self, model):
+                found, infos = super().select_tensors_to_calibrate(model)
+                return found & wanted, infos
+
+        calibrator = _Restricted(self.cpu_source, self._op_types(), augmented_path, symmetric=True, **kwargs)
+        calibrator.augment_graph()
+        calibrator.create_inference_session()
+        return calibrator
 
     def _op_types(self) -> list[str]:
         ops = list(self.options.op_types)
