@@ -1,13 +1,15 @@
-"""Make the bundled sample clip ``edgeflow/data/sample.mp4`` (and its ground-truth flow).
+"""Make the bundled sample clip ``edgeflow/data/sample.mp4`` and ``sample.json`` describing it.
 
 The clip is a synthetic sequence of real photos (scikit-image's) moving with exact, known motion,
-encoded with H.264, so ``make demo`` streams a real encoded video and can also report accuracy.
+encoded with H.264, so ``make demo`` streams a real encoded video and can also report accuracy: ``sample.json``
+records the generator settings from which the demo re-creates the exact ground-truth flow.
 Reproduce with ``python -m converters.sample_clip``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +34,9 @@ def write_clip(path: Path, frames: int = 120, width: int = 320, height: int = 24
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+    meta = {"generator": "edgeflow.synthetic.SyntheticSequence", "height": height, "width": width, "seed": seed,
+            "length": frames, "fps": fps, "codec": "h264", "crf": crf}
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=2) + "\n")
     return path
 
 
