@@ -28,7 +28,20 @@ import onnxruntime as ort
 import torch
 
 from converters.export import attach_correlation_functions, export_onnx
+from converters.ops.band_correlation import FORMULATION as BAND, use_band_bodies
 from converters.ops.onnx_function import BODY_NODE_PREFIX, FORMULATIONS
+
+ALL_FORMULATIONS = (*FORMULATIONS, BAND)
+
+
+def with_body(graph: onnx.ModelProto, formulation: str) -> onnx.ModelProto:
+    """The graph with every Correlation node's function body replaced by ``formulation``'s."""
+    if formulation == BAND:
+        attach_correlation_functions(graph)
+        use_band_bodies(graph)
+    else:
+        attach_correlation_functions(graph, formulation)
+    return graph
 from converters.zoo.registry import build_model
 
 
@@ -69,7 +82,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", nargs="+", default=["pwc-lite", "pwc"])
     p.add_argument("--sizes", nargs="+", default=["320x240", "640x480"])
-    p.add_argument("--formulations", nargs="+", default=list(FORMULATIONS))
+    p.add_argument("--formulations", nargs="+", default=list(ALL_FORMULATIONS))
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--json", type=Path)
@@ -91,8 +104,7 @@ def main(argv=None) -> int:
                 feed = {"frame1": x1.numpy(), "frame2": x2.numpy()}
                 reference = None
                 for formulation in args.formulations:
-                    graph = onnx.load(str(base))
-                    attach_correlation_functions(graph, formulation)
+                    graph = with_body(onnx.load(str(base)), formulation)
                     path = work / f"{name}-{size}-{formulation}.onnx"
                     onnx.save(graph, str(path))
                     out = session(path, args.threads).run(None, feed)[0]
