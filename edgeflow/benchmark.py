@@ -28,6 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edgeflow.metrics import LatencyStats
+from edgeflow.stream.pairs import decoder_plan
 
 
 @dataclass
@@ -109,13 +110,14 @@ def cached_row(model, frames, warmup, iterations, duration, resolution: str) -> 
     enc, dec = model.encoder, model.decoder
     geo = model.geometry(frames[0])
     tensors = [geo.to_network(f) for f in frames]
-    enc_in, enc_out, dec_in = enc.input_names[0], enc.output_names, dec.input_names
-    state = {"prev": [enc.infer({enc_in: tensors[0]})[k] for k in enc_out]}
+    enc_in = enc.input_names[0]
+    plan = decoder_plan(dec.input_names, enc.output_names, model.artifact.root)
+    state = {"prev": enc.infer({enc_in: tensors[0]})}
 
     def step(i):
         feats = enc.infer({enc_in: tensors[(i + 1) % len(tensors)]})
-        feats = [feats[k] for k in enc_out]
-        dec.infer(dict(zip(dec_in, state["prev"] + feats)))
+        pair = (state["prev"], feats)
+        dec.infer({name: pair[side][key] for name, side, key in plan})
         state["prev"] = feats
 
     times, wall = time_loop(step, warmup, iterations, duration)

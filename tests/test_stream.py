@@ -98,6 +98,17 @@ def test_cached_path_encodes_each_frame_once(model):
     assert calls == {"enc": 10, "model": 0}
 
 
+def test_decoder_inputs_are_matched_to_features_by_name():
+    from edgeflow.errors import ArtifactError
+    from edgeflow.stream.pairs import decoder_plan
+
+    # FlowNetC-style: the exporter dropped every decoder input but the deepest frame-2 feature
+    assert decoder_plan(["feat2_1"], ["feat_0", "feat_1"]) == [("feat2_1", 1, "feat_1")]
+    assert decoder_plan(["feat1_0", "feat2_0"], ["feat_0"]) == [("feat1_0", 0, "feat_0"), ("feat2_0", 1, "feat_0")]
+    with pytest.raises(ArtifactError, match="no matching encoder output"):
+        decoder_plan(["feat1_3"], ["feat_0"])
+
+
 def test_size_change_restarts_the_pair_chain(model):
     frames = list(moving_frames(4, 32, 32)) + list(moving_frames(3, 24, 40))
     with Stream(model, IterableSource(frames), sinks=[JsonlSink(os.devnull)]) as stream:
@@ -235,10 +246,17 @@ def write_h264(path: Path, n: int = 40, h: int = 48, w: int = 64, fps: int = 25)
     return path
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else 0
+
+
 def test_h264_file_stream_end_to_end(model, tmp_path):
     video = write_h264(tmp_path / "clip.mp4", n=30)
-    with Stream(model, str(video), report=tmp_path / "r.json") as stream:
+    Stream(model, str(video), sinks=[JsonlSink(tmp_path / "warm.jsonl")]).run()  # libraries' one-time opens
+    fds = _open_fds()
+    with Stream(model, str(video), report=tmp_path / "r.json", sinks=[JsonlSink(tmp_path / "f.jsonl")]) as stream:
         results = list(stream)
+    assert _open_fds() == fds  # the video file, the JSONL file: all closed
     assert stream.drop_policy == "block" and len(results) == 29
     assert all(b.source_frame.timestamp >= a.source_frame.timestamp for a, b in zip(results, results[1:]))
     rep = json.loads((tmp_path / "r.json").read_text())

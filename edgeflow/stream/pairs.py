@@ -15,7 +15,23 @@ from typing import Optional
 
 import numpy as np
 
-from edgeflow.errors import InputError
+from edgeflow.errors import ArtifactError
+
+
+def decoder_plan(decoder_inputs, encoder_outputs, where="the artifact") -> list:
+    """``[(decoder input, 0 | 1 for frame t-1 | t, encoder output)]``, matched by name.
+
+    Decoder inputs are named ``feat1_<i>`` / ``feat2_<i>`` after encoder output ``feat_<i>``; an
+    exporter may drop inputs a decoder never reads, so matching is by name, never by position.
+    """
+    plan = []
+    for name in decoder_inputs:
+        side, _, level = name.partition("_")
+        key = f"feat_{level}"
+        if side not in ("feat1", "feat2") or key not in encoder_outputs:
+            raise ArtifactError(f"{where}: decoder input {name!r} has no matching encoder output; re-run `edgeflow convert`")
+        plan.append((name, 0 if side == "feat1" else 1, key))
+    return plan
 
 
 class PairRunner:
@@ -29,8 +45,7 @@ class PairRunner:
         self._out = runner.output_names[0]
         if self.cached:
             self._enc_in = model.encoder.input_names[0]
-            self._enc_out = model.encoder.output_names
-            self._dec_in = model.decoder.input_names
+            self._dec_plan = decoder_plan(model.decoder.input_names, model.encoder.output_names, model.artifact.root)
             self._dec_out = model.decoder.output_names[0]
         self._prev = None  # tensor (uncached) or feature list (cached) of the previous frame
         self._geometry = None
@@ -53,18 +68,15 @@ class PairRunner:
         t1 = perf_counter()
         stages["preprocess"] = t1 - t0
         if self.cached:
-            outs = self.model.encoder.infer({self._enc_in: x})
-            feats = [outs[n] for n in self._enc_out]
+            feats = self.model.encoder.infer({self._enc_in: x})
             t2 = perf_counter()
             stages["encode"] = t2 - t1
             if chain_break:
                 stages["inference"] = t2 - t1
                 self._prev, self._geometry = feats, geometry
                 return None, chain_break
-            prev = self._prev
-            if len(self._dec_in) != len(prev) + len(feats):
-                raise InputError(f"decoder expects {len(self._dec_in)} inputs, encoder gave {len(feats)} per frame")
-            raw = self.model.decoder.infer(dict(zip(self._dec_in, prev + feats)))[self._dec_out]
+            pair = (self._prev, feats)
+            raw = self.model.decoder.infer({name: pair[side][key] for name, side, key in self._dec_plan})[self._dec_out]
             t3 = perf_counter()
             stages["decode"] = t3 - t2
             stages["inference"] = t3 - t1
