@@ -1,0 +1,1 @@
+"""Training recipe for zoo models: synthetic data, PWC multi-scale loss, trainer (``edgeflow train``)."""
