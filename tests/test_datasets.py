@@ -281,7 +281,7 @@ def test_read_image_gray_and_pil_fallback(tmp_path, monkeypatch):
     rgb = read_image(tmp_path / "g.png")
     assert rgb.shape == (H, W, 3) and (rgb == gray[..., None]).all()
     write_png(tmp_path / "c.png", frame(7))
-    monkeypatch.setattr(images_module, "_cv2_module", False)
+    monkeypatch.setattr(images_module, "_cv2", lambda: None)
     if images_module._pil() is not None:
         np.testing.assert_array_equal(read_image(tmp_path / "c.png"), frame(7))
     monkeypatch.setattr(images_module, "_pil", lambda: None)

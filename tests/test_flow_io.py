@@ -443,6 +443,6 @@ def test_fuzz_flo_headers(width, height, body):
 def test_pure_path_is_used_when_opencv_is_missing(monkeypatch):
     from edgeflow.flow import png16
 
-    monkeypatch.setattr(png16, "_cv2_module", False)  # as if `import cv2` had failed
+    monkeypatch.setattr(png16, "_cv2", lambda: None)  # as if `import cv2` had failed
     img = random_image(np.random.default_rng(7), height=5, width=6)
     np.testing.assert_array_equal(decode_png16(png_with_filters(img, [3, 4])), img)

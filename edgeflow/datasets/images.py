@@ -15,23 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from edgeflow.errors import InputError
+from edgeflow.optional import cv2_or_none as _cv2
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
-_cv2_module = None  # False once an import attempt failed
-
-
-def _cv2():
-    """OpenCV if it imports (lazily: it is slow to import and optional on a device), else None."""
-    global _cv2_module
-    if _cv2_module is None:
-        try:
-            import cv2
-
-            _cv2_module = cv2
-        except Exception:  # ImportError, or a broken system build raising anything else
-            _cv2_module = False
-    return _cv2_module or None
 
 
 def _pil():

@@ -22,6 +22,7 @@ import zlib
 import numpy as np
 
 from edgeflow.errors import InputError
+from edgeflow.optional import cv2_or_none as _cv2
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = 3
@@ -34,20 +35,6 @@ DEFAULT_MAX_PIXELS = 1 << 27
 _MAX_CHUNK = (1 << 31) - 1
 _COLOR_TYPES = {0: "grayscale", 2: "RGB", 3: "palette", 4: "grayscale+alpha", 6: "RGBA"}
 
-_cv2_module = None  # False once an import attempt failed
-
-
-def _cv2():
-    """Import OpenCV lazily (it is slow to import and never required); None when unavailable."""
-    global _cv2_module
-    if _cv2_module is None:
-        try:
-            import cv2
-
-            _cv2_module = cv2
-        except Exception:  # ImportError, or a broken system build raising anything else
-            _cv2_module = False
-    return _cv2_module or None
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
