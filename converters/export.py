@@ -26,7 +26,7 @@ from onnx import helper
 from converters.ops.attrs import CorrelationAttrs
 from converters.ops.correlation import ONNX_DOMAIN, ONNX_DOMAIN_VERSION, ONNX_OP, count_calls
 from converters.ops.onnx_function import DEFAULT_FORMULATION, build_correlation_function
-from edgeflow.errors import EdgeflowError
+from edgeflow.errors import EdgeflowError, first_line
 
 DEFAULT_OPSET = 17
 EXPORTERS = ("torchscript", "dynamo")
@@ -114,7 +114,7 @@ def _quiet_export(*args, **kwargs):
         try:
             return torch.onnx.export(*args, **kwargs)
         except Exception as err:  # surface the exporter's own message, once, on one line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            first = first_line(err)
             raise EdgeflowError(f"ONNX export failed: {first}") from err
         finally:
             logging.disable(logging.NOTSET)

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeflow.backends.tensorrt import first_error, import_tensorrt, shared_logger
-from edgeflow.errors import EdgeflowError, InputError
+from edgeflow.errors import EdgeflowError, InputError, first_line
 from edgeflow.plugins import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
 
 CORRELATION_DOMAIN = "edgeflow"  # the ONNX domain of the node (converters.ops.correlation.ONNX_DOMAIN)
@@ -97,7 +97,7 @@ def prepare_tensorrt_onnx(onnx_in: str | Path, onnx_out: str | Path) -> Prepared
     try:
         model = onnx.load(str(onnx_in))
     except Exception as err:
-        raise InputError(f"cannot read {onnx_in} as ONNX: {str(err).strip().splitlines()[0] if str(err).strip() else err}") from None
+        raise InputError(f"cannot read {onnx_in} as ONNX: {first_line(err)}") from None
     nodes, removed = bind_correlation_plugin(model)
     out = Path(onnx_out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,3 +24,10 @@ class SourceError(EdgeflowError):
 
 class SourceTimeout(SourceError):
     """``Source.read(timeout=...)`` got no frame in time; the source is still open, read again."""
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (or its type name): libraries like onnxruntime
+    raise pages of context, and our errors are one line."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeflow.errors import InputError
+
 
 @dataclass(frozen=True)
 class TensorSpec:
@@ -24,17 +26,28 @@ class TensorSpec:
 
 
 class Runner(ABC):
-    """Runs one graph. ``infer`` takes and returns numpy arrays keyed by tensor name."""
+    """Runs one graph. ``infer`` takes and returns numpy arrays keyed by tensor name.
+
+    Subclasses set ``_inputs`` / ``_outputs`` (lists of :class:`TensorSpec`) when they load.
+    """
 
     backend: str = "?"
+    _inputs: list[TensorSpec]
+    _outputs: list[TensorSpec]
 
     @property
-    @abstractmethod
-    def inputs(self) -> list[TensorSpec]: ...
+    def inputs(self) -> list[TensorSpec]:
+        return self._inputs
 
     @property
-    @abstractmethod
-    def outputs(self) -> list[TensorSpec]: ...
+    def outputs(self) -> list[TensorSpec]:
+        return self._outputs
+
+    def check_feed(self, feed: dict) -> None:
+        """One clear error naming every missing input, before a backend fails obscurely."""
+        missing = [s.name for s in self._inputs if s.name not in feed]
+        if missing:
+            raise InputError(f"missing model input(s): {', '.join(missing)}")
 
     @property
     def input_names(self) -> list[str]:

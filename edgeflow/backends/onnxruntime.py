@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeflow.backends.base import Runner, TensorSpec
-from edgeflow.errors import ArtifactError, InputError
+from edgeflow.errors import ArtifactError, InputError, first_line
 
 _ORT_TO_NUMPY = {
     "tensor(float)": "float32",
@@ -58,7 +58,7 @@ class SessionLoader:
         try:
             return ort.InferenceSession(str(self.path), sess_options=opts, providers=providers)
         except Exception as err:  # onnxruntime raises several private exception types
-            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            msg = first_line(err)
             raise ArtifactError(f"onnxruntime cannot load {self.path}: {msg}") from None
 
 
@@ -74,22 +74,12 @@ class OnnxRuntimeRunner(Runner):
     def _spec(arg) -> TensorSpec:
         return TensorSpec(arg.name, tuple(arg.shape), _ORT_TO_NUMPY.get(arg.type, arg.type))
 
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        missing = [n for n in self.input_names if n not in feed]
-        if missing:
-            raise InputError(f"missing model input(s): {', '.join(missing)}")
+        self.check_feed(feed)
         try:
             values = self.session.run(self.output_names, {n: feed[n] for n in self.input_names})
         except Exception as err:
-            msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            msg = first_line(err)
             raise InputError(f"onnxruntime failed to run the model: {msg}") from None
         return dict(zip(self.output_names, values))
 

@@ -184,20 +184,10 @@ class TensorRTRunner(Runner):
         return cls(path.read_bytes(), name=str(path), dla_core=(record or {}).get("dla"), cuda=cuda, trt=trt)
 
     # -- Runner interface ------------------------------------------------------------------------
-    @property
-    def inputs(self) -> list[TensorSpec]:
-        return self._inputs
-
-    @property
-    def outputs(self) -> list[TensorSpec]:
-        return self._outputs
-
     def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self._closed:
             raise EdgeflowError(f"{self.name}: the TensorRT runner is closed")
-        missing = [s.name for s in self._inputs if s.name not in feed]
-        if missing:
-            raise InputError(f"missing model input(s): {', '.join(missing)}")
+        self.check_feed(feed)
         arrays = {}
         for spec in self._inputs:
             x = np.asarray(feed[spec.name])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeflow.errors import InputError
+from edgeflow.errors import InputError, first_line
 from edgeflow.optional import cv2_or_none as _cv2
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
@@ -74,7 +74,7 @@ def read_image(path) -> np.ndarray:
         with pil.open(path) as img:
             image = np.asarray(img.convert("RGB"))
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        reason = first_line(err)
         raise InputError(f"cannot decode image {path}: {reason}") from None
     return _to_rgb8(image)
 
