@@ -106,8 +106,8 @@ def test_flip_keeps_ground_truth_exact(horizontal, vertical):
 
 
 def test_batches_are_deterministic_and_shaped():
-    config = DataConfig(batch_size=2, seed=5, stages=(Stage(0, (48, 64), (32, 48)), Stage(1, (48, 64), (32, 32))),
-                        max_motion=6.0)
+    config = DataConfig(batch_size=2, seed=5, max_motion=6.0,
+                        stages=(Stage(0, (48, 64), (32, 48)), Stage(1, (48, 64), (32, 32), max_motion=20.0)))
     one, two = SyntheticBatches(config), SyntheticBatches(config)
     a, b = one.batch(0), two.batch(0)
     for x, y in zip(a, b):
@@ -115,6 +115,8 @@ def test_batches_are_deterministic_and_shaped():
     assert a.frame1.shape == (2, 3, 32, 48) and a.flow.shape == (2, 2, 32, 48) and a.valid.shape == (2, 32, 48)
     assert a.frame1.dtype == torch.float32 and float(a.frame1.max()) <= 255
     assert one.batch(1).frame1.shape[-2:] == (32, 32)  # curriculum stage 2
+    assert one._generator(config.stages[0]).max_motion == 6.0
+    assert one._generator(config.stages[1]).max_motion == 20.0
     assert not torch.equal(one.batch(2).flow, a.flow)
 
 

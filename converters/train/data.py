@@ -33,11 +33,13 @@ _AUGMENT_STREAM = 7
 
 @dataclass(frozen=True)
 class Stage:
-    """From ``start`` (a step) on, render ``size`` = (H, W) scenes and crop ``crop`` = (h, w)."""
+    """From ``start`` (a step) on, render ``size`` = (H, W) scenes and crop ``crop`` = (h, w);
+    ``max_motion`` (px) overrides :attr:`DataConfig.max_motion` for this stage."""
 
     start: int
     size: tuple[int, int]
     crop: tuple[int, int]
+    max_motion: Optional[float] = None
 
     def __post_init__(self):
         if self.crop[0] > self.size[0] or self.crop[1] > self.size[1]:
@@ -68,7 +70,8 @@ class DataConfig:
         stages = values.pop("stages", None)
         if stages is not None:
             values["stages"] = tuple(
-                Stage(int(s.get("start", 0)), tuple(s["size"]), tuple(s["crop"])) for s in stages
+                Stage(int(s.get("start", 0)), tuple(s["size"]), tuple(s["crop"]), s.get("max_motion"))
+                for s in stages
             )
             if not values["stages"] or values["stages"][0].start != 0:
                 raise EdgeflowError("data.stages must start with a stage at start = 0")
@@ -100,22 +103,24 @@ class SyntheticBatches:
 
     def __init__(self, config: DataConfig):
         self.config = config
-        self._generators: dict[tuple[int, int], object] = {}
+        self._generators: dict[tuple, object] = {}
 
-    def _generator(self, size: tuple[int, int]):
-        if size not in self._generators:
+    def _generator(self, stage: Stage):
+        motion = stage.max_motion if stage.max_motion is not None else self.config.max_motion
+        key = (stage.size, motion)
+        if key not in self._generators:
             from edgeflow.synthetic.generator import SyntheticFlowGenerator
 
-            self._generators[size] = SyntheticFlowGenerator(
-                size[0], size[1], seed=self.config.seed, max_objects=self.config.max_objects,
-                max_motion=self.config.max_motion,
+            self._generators[key] = SyntheticFlowGenerator(
+                stage.size[0], stage.size[1], seed=self.config.seed, max_objects=self.config.max_objects,
+                max_motion=motion,
             )
-        return self._generators[size]
+        return self._generators[key]
 
     def batch(self, index: int) -> Batch:
         cfg = self.config
         stage = cfg.stage_at(index)
-        gen = self._generator(stage.size)
+        gen = self._generator(stage)
         rng = np.random.default_rng([cfg.seed, int(index), _AUGMENT_STREAM])
         (H, W), (h, w) = stage.size, stage.crop
         items = []
