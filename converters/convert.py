@@ -296,9 +296,9 @@ class ConvertJob:
         with steps.step(f"Loading {opts.model}"):
             loaded = load_model(opts.model, trust_pickle=opts.trust_pickle)
             module = loaded.module.eval()
-            pad_multiple = int(opts.pad_multiple or getattr(module, "pad_multiple", 0) or 64)
+            pad_multiple = int(opts.pad_multiple or loaded.pad_multiple or 64)
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
-        name = loaded.arch or Path(str(opts.model)).stem
+        name = loaded.name or loaded.arch or Path(str(opts.model)).stem
         out = Path(opts.out) if opts.out else Path(f"{name}-{opts.precision}")
         unpruned, pruning = None, None
         if opts.prune:
