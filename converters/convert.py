@@ -10,12 +10,9 @@ with ``valid: false``, which the runtime refuses, and convert exits non-zero.
 from __future__ import annotations
 
 import platform
-import statistics
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 import edgeflow
@@ -98,27 +95,6 @@ def _tensor_specs(onnx_path: Path, inputs: bool) -> list[dict]:
     runner = OnnxRuntimeRunner(SessionLoader(onnx_path, threads=1, optimization="none"))
     specs = runner.inputs if inputs else runner.outputs
     return [{"name": s.name, "shape": list(s.shape), "dtype": s.dtype} for s in specs]
-
-
-def measure_latency(onnx_path: Path, pairs, pad_multiple: int, iterations: int, threads: int | None = None) -> dict:
-    """ORT CPU latency of one ``session.run`` at the artifact's resolution (after 2 warm-ups)."""
-    from edgeflow.preprocess import plan_geometry
-
-    runner = OnnxRuntimeRunner(SessionLoader(onnx_path, threads=threads))
-    f1, f2 = pairs[0]
-    geo = plan_geometry(f1.shape[:2], runner.inputs[0].shape, pad_multiple)
-    feed = {runner.input_names[0]: geo.to_network(f1), runner.input_names[1]: geo.to_network(f2)}
-    for _ in range(2):
-        runner.infer(feed)
-    times = []
-    for _ in range(max(iterations, 1)):
-        t0 = time.perf_counter()
-        runner.infer(feed)
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    p95 = times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
-    return {"backend": "onnxruntime-cpu", "median_ms": statistics.median(times), "p95_ms": p95, "iterations": len(times),
-            "resolution": [int(f1.shape[1]), int(f1.shape[0])], "cpu": platform.processor() or platform.machine()}
 
 
 def model_size(module, onnx_path: Path, height: int, width: int, pad_multiple: int) -> dict:

@@ -29,7 +29,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -230,13 +229,9 @@ def compare_outputs(reference: dict[str, np.ndarray], candidate: dict[str, np.nd
 
 
 def _latency(runner, feed: dict, iterations: int) -> dict:
-    for _ in range(3):
-        runner.infer(feed)
-    times = []
-    for _ in range(max(iterations, 1)):
-        t0 = time.perf_counter()
-        runner.infer(feed)
-        times.append((time.perf_counter() - t0) * 1e3)
+    from edgeflow.benchmark import time_loop
+
+    times, _ = time_loop(lambda _i: runner.infer(feed), warmup=3, iterations=max(iterations, 1), duration=None)
     times.sort()
     return {"backend": "tensorrt", "median_ms": statistics.median(times),
             "p95_ms": times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))], "iterations": len(times),
