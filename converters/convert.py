@@ -9,6 +9,8 @@ with ``valid: false``, which the runtime refuses, and convert exits non-zero.
 
 from __future__ import annotations
 
+import dataclasses
+
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +67,7 @@ class ConvertOptions:
 
     @property
     def precision(self) -> str:
-        return "int8" if self.int8 else "fp16" if self.fp16 else "fp32"
+        return _quantize_request(self).precision
 
 
 @dataclass
@@ -240,9 +242,8 @@ def _budget(opts: ConvertOptions) -> str:
 
 
 def _quantize_request(opts: ConvertOptions) -> QuantizeRequest:
-    return QuantizeRequest(int8=opts.int8, fp16=opts.fp16, calib=opts.calib, calib_frames=opts.calib_frames,
-                           calib_method=opts.calib_method, per_channel=opts.per_channel, int8_scheme=opts.int8_scheme,
-                           max_epe_increase=opts.max_epe_increase)
+    """The quantization flags of ``opts``: every QuantizeRequest field has its twin in ConvertOptions."""
+    return QuantizeRequest(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(QuantizeRequest)})
 
 
 def _quant_note(quant) -> str:
