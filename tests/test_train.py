@@ -242,3 +242,56 @@ def test_training_batchnorm_folds_into_the_plain_zoo_model():
         after = model(f1, f2)
     assert list(model.state_dict()) == keys  # same modules and keys as the zoo model
     assert torch.allclose(before, after, atol=1e-3 * (1 + float(before.abs().max())))
+
+
+def test_init_from_continues_an_earlier_run_and_refuses_a_mismatch(tmp_path):
+    first = Trainer(tiny_config(steps=2, batchnorm=True), tmp_path / "stage1", progress=False)
+    assert first.run() == 0
+    second_config = dataclasses.replace(tiny_config(steps=1, batchnorm=True), init_from=str(tmp_path / "stage1" / "state.pt"))
+    second = Trainer(second_config, tmp_path / "stage2", progress=False)
+    for key, value in first.model.state_dict().items():  # starts exactly where stage 1 ended
+        assert torch.equal(second.model.state_dict()[key], value), key
+    assert second.step == 0 and second.run() == 0  # fresh schedule and optimizer
+
+    # A folded (deployable) checkpoint lacks the BatchNorm tensors: a clear error, not a silent partial load.
+    folded = dataclasses.replace(second_config, init_from=str(tmp_path / "stage1" / "model.pt"))
+    with pytest.raises(EdgeflowError, match="does not match this model.*batchnorm"):
+        Trainer(folded, tmp_path / "x", progress=False)
+    # ... which is the right input for a run without BatchNorm.
+    plain = Trainer(dataclasses.replace(tiny_config(steps=1), init_from=str(tmp_path / "stage1" / "model.pt")),
+                    tmp_path / "y", progress=False)
+    assert plain.run() == 0
+    with pytest.raises(EdgeflowError, match="not found"):
+        Trainer(dataclasses.replace(tiny_config(), init_from=str(tmp_path / "nope.pt")), tmp_path / "z", progress=False)
+
+
+def test_sigterm_to_the_process_group_saves_the_state_with_a_render_worker(tmp_path):
+    """``timeout`` and Ctrl-C signal the whole process group, render worker included."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[model]\nname = "pwc-lite"\n[data]\nbatch_size = 2\nmax_motion = 6.0\nmax_objects = 2\n'
+        '[[data.stages]]\nstart = 0\nsize = [64, 96]\ncrop = [64, 64]\n'
+        '[train]\nsteps = 100000\ncheckpoint_every = 100000\nlog_every = 1\nval_every = 0\nthreads = 1\nworkers = 1\ndevice = "cpu"\n'
+    )
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "edgeflow", "train", "--config", str(config), "--out", str(out), "--quiet"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (out / "log.jsonl").is_file():
+            time.sleep(0.2)
+        assert (out / "log.jsonl").is_file(), "training did not start"
+        os.killpg(proc.pid, signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted: state saved" in stdout
+    assert (out / "state.pt").is_file()

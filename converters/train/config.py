@@ -11,6 +11,7 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Optional
 
 from converters.train.data import DataConfig
 from edgeflow.errors import EdgeflowError
@@ -51,6 +52,11 @@ class TrainConfig:
     #: Train with a BatchNorm after each hidden conv, folded into the convs when saving
     #: (:mod:`converters.train.batchnorm`): the saved model is the plain zoo architecture.
     batchnorm: bool = False
+    #: Start from these weights instead of ``init`` (a fine-tuning stage, as PWC-Net's Chairs ->
+    #: Things schedule): an earlier run's ``state.pt`` (weights only; optimizer and schedule start
+    #: fresh) or an edgeflow checkpoint of the same architecture. Relative paths are relative to the
+    #: working directory, like ``--out``.
+    init_from: Optional[str] = None
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     run: RunConfig = field(default_factory=RunConfig)
@@ -93,9 +99,13 @@ def load_config(path) -> TrainConfig:
         raise EdgeflowError(f"unknown section(s) {unknown} in {path}; allowed: model, data, optim, train")
     try:
         model_section = dict(raw.get("model", {}))
-        unknown_model = sorted(set(model_section) - {"name", "init", "batchnorm"})
+        allowed_model = ("name", "init", "batchnorm", "init_from")
+        unknown_model = sorted(set(model_section) - set(allowed_model))
         if unknown_model:
-            raise EdgeflowError(f"unknown key(s) {unknown_model} in [model] of {path}; allowed: name, init, batchnorm")
+            raise EdgeflowError(f"unknown key(s) {unknown_model} in [model] of {path}; allowed: {', '.join(allowed_model)}")
+        init_from = model_section.get("init_from")
+        if init_from is not None and not isinstance(init_from, str):
+            raise EdgeflowError(f"[model] init_from must be a path string, got {init_from!r}")
         batchnorm = bool(model_section.get("batchnorm", False))
         model = model_section.get("name", "pwc-lite")
         init = model_section.get("init", "kaiming")
@@ -110,4 +120,4 @@ def load_config(path) -> TrainConfig:
         run = _build(RunConfig, raw.get("train", {}), "train")
     except (TypeError, ValueError, KeyError) as err:
         raise EdgeflowError(f"bad training config {path}: {err}") from None
-    return TrainConfig(model, init, batchnorm, data, optim, run, text)
+    return TrainConfig(model, init, batchnorm, init_from, data, optim, run, text)

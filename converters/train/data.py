@@ -162,6 +162,17 @@ class _BatchDataset(torch.utils.data.IterableDataset):
         return self.source.stream(self.start)
 
 
+def _leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """Ctrl-C and ``kill``/``timeout`` signal the whole process group: the render worker must not
+    die of them (the trainer would then crash on the dead worker instead of finishing its step and
+    saving). The trainer shuts the worker down when it stops; if the trainer itself dies, the
+    DataLoader's parent watchdog ends the worker."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def batch_stream(config: DataConfig, start: int = 0, workers: int = 0) -> Iterator[Batch]:
     """Batches ``start, start + 1, ...``; ``workers=1`` renders them in a background process
     (one worker only: more would interleave and break the batch-index order resume relies on)."""
@@ -171,6 +182,7 @@ def batch_stream(config: DataConfig, start: int = 0, workers: int = 0) -> Iterat
     if workers != 1:
         raise EdgeflowError("train.workers must be 0 or 1 (batch order must stay deterministic for --resume)")
     loader = torch.utils.data.DataLoader(
-        _BatchDataset(source, start), batch_size=None, num_workers=1, prefetch_factor=2, persistent_workers=False
+        _BatchDataset(source, start), batch_size=None, num_workers=1, prefetch_factor=2, persistent_workers=False,
+        worker_init_fn=_leave_stop_signals_to_the_trainer,
     )
     return (Batch(*b) for b in loader)

@@ -87,6 +87,39 @@ def kaiming_init(model: torch.nn.Module) -> None:
         torch.nn.init.zeros_(head.bias)
 
 
+def load_initial_weights(model: torch.nn.Module, path) -> None:
+    """Copy weights from an earlier run's ``state.pt`` or an edgeflow checkpoint into ``model``.
+
+    A training state holds the network as trained (with its training-only BatchNorm, if any); a
+    checkpoint holds the deployable network (BatchNorm folded). Either must match ``model``
+    exactly: a fine-tuning stage continues the same network, so a missing or extra tensor is an
+    error, not something to paper over.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EdgeflowError(f"[model] init_from: {path} not found; train the first stage first (or fix the path)")
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise EdgeflowError(f"[model] init_from: cannot read {path}: {str(err).splitlines()[0]}") from None
+    weights = saved.get("model", saved.get("state_dict")) if isinstance(saved, dict) else None
+    if not isinstance(weights, dict):
+        raise EdgeflowError(f"[model] init_from: {path} is neither a training state.pt nor an edgeflow checkpoint")
+    ours = model.state_dict()
+    missing = sorted(set(ours) - set(weights))
+    extra = sorted(set(weights) - set(ours))
+    if missing or extra:
+        hint = " (BatchNorm tensors differ: use the earlier run's state.pt with the same [model] batchnorm)" if any(
+            "bn" in k or "running_" in k for k in missing + extra) else ""
+        raise EdgeflowError(f"[model] init_from: {path} does not match this model: "
+                            f"{len(missing)} missing, {len(extra)} unexpected tensors, e.g. {(missing + extra)[0]}{hint}")
+    bad = [k for k in ours if tuple(ours[k].shape) != tuple(weights[k].shape)]
+    if bad:
+        raise EdgeflowError(f"[model] init_from: {path} has other shapes, e.g. {bad[0]}: "
+                            f"{tuple(weights[bad[0]].shape)} vs {tuple(ours[bad[0]].shape)}")
+    model.load_state_dict(weights)
+
+
 class Validator:
     """Mean EPE on fixed pairs: held-out synthetic ones, and the built-in eval set when it exists."""
 
@@ -155,6 +188,8 @@ class Trainer:
             kaiming_init(self.model)
         if config.batchnorm:
             add_batchnorm(self.model)
+        if config.init_from:
+            load_initial_weights(self.model, config.init_from)
         self.model.to(self.device)
         if config.run.fast_correlation:
             use_fast_correlation(self.model)

@@ -11,7 +11,9 @@ Train a zoo model (default recipe: the bundled pwc-lite) on FlyingChairs-style p
 the fly from photographs that ship with scikit-image; nothing is stored on disk.
 
 The recipe (a TOML file) sets the model, data curriculum, AdamW + warm-up/cosine schedule,
-gradient clipping, checkpoint and validation intervals. Progress shows loss and validation EPE
+gradient clipping, checkpoint and validation intervals, and optionally ([model] init_from) the
+weights of an earlier run to fine-tune from, with a fresh schedule (a second training stage).
+Progress shows loss and validation EPE
 (held-out synthetic pairs, plus the built-in evaluation set). Ctrl-C (or SIGTERM) saves the state;
 --resume continues exactly where it stopped.
 
@@ -21,6 +23,7 @@ model_step<N>.pt snapshots, log.jsonl (step, loss, epe, lr, grad_norm, time, val
 examples:
   edgeflow train --config pwc-lite.toml --out out/train/pwc-lite
   edgeflow train --config pwc-lite.toml --out out/train/pwc-lite --resume
+  edgeflow train --config pwc-lite-finetune.toml --out out/train/pwc-lite-ft   # stage 2
   edgeflow train --config my.toml --steps 200 --device cuda
 """
 
