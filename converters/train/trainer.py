@@ -87,6 +87,16 @@ def kaiming_init(model: torch.nn.Module) -> None:
         torch.nn.init.zeros_(head.bias)
 
 
+def _read_saved(path: Path, missing: str, context: str) -> dict:
+    """``torch.load`` of a file we wrote (tensors and plain containers only), with one-line errors."""
+    if not path.is_file():
+        raise EdgeflowError(missing)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise EdgeflowError(f"{context}cannot read {path}: {str(err).splitlines()[0]}") from None
+
+
 def load_initial_weights(model: torch.nn.Module, path) -> None:
     """Copy weights from an earlier run's ``state.pt`` or an edgeflow checkpoint into ``model``.
 
@@ -96,12 +106,8 @@ def load_initial_weights(model: torch.nn.Module, path) -> None:
     error, not something to paper over.
     """
     path = Path(path)
-    if not path.is_file():
-        raise EdgeflowError(f"[model] init_from: {path} not found; train the first stage first (or fix the path)")
-    try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise EdgeflowError(f"[model] init_from: cannot read {path}: {str(err).splitlines()[0]}") from None
+    saved = _read_saved(path, f"[model] init_from: {path} not found; train the first stage first (or fix the path)",
+                        "[model] init_from: ")
     weights = saved.get("model", saved.get("state_dict")) if isinstance(saved, dict) else None
     if not isinstance(weights, dict):
         raise EdgeflowError(f"[model] init_from: {path} is neither a training state.pt nor an edgeflow checkpoint")
@@ -246,12 +252,7 @@ class Trainer:
 
     def load(self) -> None:
         path = self.out / STATE_FILE
-        if not path.is_file():
-            raise EdgeflowError(f"--resume: no {STATE_FILE} in {self.out}; start without --resume or pass the right --out")
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise EdgeflowError(f"cannot read {path}: {str(err).splitlines()[0]}") from None
+        state = _read_saved(path, f"--resume: no {STATE_FILE} in {self.out}; start without --resume or pass the right --out", "")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
