@@ -138,7 +138,7 @@ def test_realtime_pacing(videos):
         frames = list(src)
     elapsed = frames[-1].timestamp - frames[0].timestamp
     expected = (N - 1) / FPS  # 0.44 s
-    assert 0.75 * expected < elapsed < expected + 0.6
+    assert 0.75 * expected < elapsed < expected + 2.0  # lower bound: paced; upper: generous for a busy CI host
     with open_source(videos["mp4"]) as fast:
         frames = list(fast)
     assert frames[-1].timestamp - frames[0].timestamp < expected
