@@ -363,14 +363,17 @@ def test_10000_frames_flat_memory(model):
     rep = Stream(model, source(10_000, 32, 32), sinks=sinks, max_samples=1000).run()
     assert rep.frames["delivered"] == 10_000 and rep.count == 9_999 and accounted(rep)
     assert rep.sampled and rep.latency.count == 9_999
-    # Two views of "flat", each robust to one-off allocator steps (glibc grows an arena by ~1 MB at a
-    # time, whenever it likes): Python objects must not grow per frame (a leaked record, result or
-    # closure per frame would add >= 9,000 objects), and RSS must stay within 4 MB over the last
-    # 9,000 frames, which any leak of >= ~450 bytes per frame (numpy buffers included) would exceed.
+    # Two views of "flat", each robust to one-off allocations (glibc grows an arena when it likes,
+    # ORT/numpy may grow a pool once; seen: +1 MB at frame 8000 in one CI run, +17 MB once between
+    # frames 1000 and 2000 in another, flat before and after): Python objects must not grow per
+    # frame (a leaked record, result or closure per frame would add >= 9,000 objects), and RSS must
+    # not grow over the second half of the run (5,000 frames), which any leak of >= ~840 bytes per
+    # frame (numpy buffers included) would exceed; a one-off step cannot repeat there.
     object_growth = objects[9999] - objects[1000]
     assert object_growth < 1000, f"Python objects grew by {object_growth} over 9,000 frames: {objects}"
     growth_mb = {k: round((v - rss[1000]) / 2**20, 2) for k, v in sorted(rss.items())}
-    assert max(growth_mb.values()) < 4.0, f"RSS growth after warm-up (MB): {growth_mb}"
+    assert (rss[9999] - rss[5000]) / 2**20 < 4.0, f"RSS grew in the second half (MB since frame 1000): {growth_mb}"
+    assert max(growth_mb.values()) < 64, f"RSS growth after warm-up (MB): {growth_mb}"
 
 
 # -- the runtime never imports torch -----------------------------------------------------------
