@@ -28,6 +28,7 @@ against the generator's exact ground truth.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import time
@@ -181,13 +182,18 @@ def _batch(gen, start: int, size: int):
 
 
 def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 128, width: int = 192,
-            batch: int = 4, lr: float = 3e-4, gt_weight: float = 0.5, seed: int = 77, quiet: bool = False,
-            max_motion: float = 24.0) -> dict:
+            batch: int = 4, lr: float = 5e-4, gt_weight: float = 0.5, seed: int = 77, quiet: bool = False,
+            max_motion: float = 36.0, warmup: int = 100) -> dict:
     """Fine-tune ``student`` to match ``teacher`` (and the ground truth) on synthetic pairs.
 
     Loss = mean over the pyramid levels and the full-resolution output of the EPE between student
     and teacher flows (each level scaled to full-resolution pixels), plus ``gt_weight`` x EPE
-    against the exact ground truth at full resolution. Adam with a cosine-decayed learning rate.
+    against the exact ground truth at full resolution. Adam; the learning rate warms up linearly
+    over ``warmup`` steps, then decays on a cosine to 5 % of ``lr`` (the student starts far from
+    the teacher -- ~9 px EPE right after pruning 50 % -- so the early steps are the large ones).
+    Both networks use the training-only correlation backward of
+    :mod:`converters.train.fast_correlation` (same values; the student is handed back with the
+    exportable op).
     """
     from converters.progress import progress_bar
     from edgeflow.synthetic import SyntheticFlowGenerator
@@ -196,15 +202,25 @@ def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 12
         return {}
     multiple = getattr(student, "pad_multiple", 32)
     height, width = (max(multiple, height // multiple * multiple), max(multiple, width // multiple * multiple))
-    # Motion as large as the teacher was trained on (pwc-lite's recipe: 24 px) even on small
+    # Motion as large as the teacher was trained on (pwc-lite's stage 2: 36 px) even on small
     # renders: the generator's default scales with the frame (14 px at 192 wide), and a student
-    # fine-tuned on small motions only forgets the large ones (pwc-lite, --prune 0.5: 1000 steps
-    # at the 14 px default ended +37 % EPE over FP32; 1500 steps at 24 px, +9 %).
+    # fine-tuned on small motions only forgets the large ones (pwc-lite stage 1, --prune 0.5: 1000
+    # steps at the 14 px default ended +37 % EPE over FP32; 1500 steps at 24 px, +9 %).
     gen = SyntheticFlowGenerator(height, width, seed=seed, augment=True, max_motion=max_motion)
-    teacher = teacher.eval()
+    from converters.train.fast_correlation import use_fast_correlation, use_standard_correlation
+
+    teacher = copy.deepcopy(teacher).eval()
+    use_fast_correlation(teacher)
+    use_fast_correlation(student)
     student.train()
     opt = torch.optim.Adam(student.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    warmup = max(1, min(warmup, steps // 10))
+
+    def lr_factor(s: int) -> float:
+        cosine = 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+        return min(1.0, (s + 1) / warmup) * (0.05 + 0.95 * cosine)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     history, start = [], time.perf_counter()
     # Render the next batch on a worker thread while this one trains (numpy releases the GIL for
     # most of the rendering): ~a quarter of a CPU step otherwise.
@@ -231,8 +247,10 @@ def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 12
         sched.step()
         history.append((float(loss.detach()), float(epe_gt.detach())))
     pool.shutdown()
+    use_standard_correlation(student)
     student.eval()
     tail = history[-max(1, len(history) // 10):]
-    return {"steps": steps, "batch": batch, "resolution": [width, height], "max_motion": max_motion, "lr": lr, "gt_weight": gt_weight,
+    return {"steps": steps, "batch": batch, "resolution": [width, height], "max_motion": max_motion, "lr": lr,
+            "warmup": warmup, "gt_weight": gt_weight,
             "seconds": round(time.perf_counter() - start, 1), "final_loss": float(np.mean([h[0] for h in tail])),
             "final_train_epe_vs_gt": float(np.mean([h[1] for h in tail]))}

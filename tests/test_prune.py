@@ -105,6 +105,13 @@ def test_distillation_moves_the_student_towards_the_teacher():
     assert stats["steps"] == 2 and np.isfinite(stats["final_loss"]) and stats["resolution"] == [64, 64]
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
     assert not student.training
+    # Trained with the fast training-only correlation, handed back with the exportable op;
+    # the caller's teacher is never swapped.
+    from converters.ops import Correlation
+
+    for model in (student, teacher):
+        kinds = {type(m).__name__ for m in model.modules() if "Correlation" in type(m).__name__}
+        assert kinds == {Correlation.__name__}, kinds
 
 
 def test_bad_requests_are_clean_errors():

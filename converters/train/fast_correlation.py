@@ -12,6 +12,8 @@ same attributes; there are no parameters, so checkpoints and the exported graph 
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -81,3 +83,14 @@ def use_fast_correlation(model: nn.Module) -> int:
                 setattr(parent, name, FastCorrelation(child))
                 swapped += 1
     return swapped
+
+
+def use_standard_correlation(model: nn.Module) -> int:
+    """Undo :func:`use_fast_correlation`: put exportable :class:`Correlation` modules back."""
+    restored = 0
+    for parent in model.modules():
+        for name, child in list(parent.named_children()):
+            if isinstance(child, FastCorrelation):
+                setattr(parent, name, Correlation(**dataclasses.asdict(child.attrs)))
+                restored += 1
+    return restored
