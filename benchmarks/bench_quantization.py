@@ -16,7 +16,7 @@ Latency: onnxruntime CPU, ``--threads`` intra-op threads, graphs timed round-rob
 converters/variants.py) at the artifact resolution; EPE on the built-in evaluation set.
 
     python benchmarks/bench_quantization.py [--model pwc-lite] [--height 240 --width 320]
-        [--iterations 40] [--threads 1 2] [--prune 0.5] [--finetune-steps 1500]
+        [--iterations 40] [--threads 1 2] [--prune 0.5] [--finetune-steps 6000]
         [--calib-frames 32] [--json out.json] [--markdown out.md]
 """
 
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="onnxruntime intra-op threads; the first is the table's latency, the others are added as ratios")
     ap.add_argument("--prune", type=float, default=0.5)
-    ap.add_argument("--finetune-steps", type=int, default=1500)
+    ap.add_argument("--finetune-steps", type=int, default=6000)
     ap.add_argument("--calib-frames", type=int, default=32)
     ap.add_argument("--calib-method", default="minmax")
     ap.add_argument("--max-epe-increase", default="5%")
