@@ -37,6 +37,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from converters.convert import ConvertOptions, INPUT_NAMES, OUTPUT_NAMES, prune_stage  # noqa: E402
+from edgeflow.commands.convert import DEFAULT_FINETUNE_STEPS  # noqa: E402
 from converters.export import export_onnx  # noqa: E402
 from converters.ops.band_correlation import use_band_bodies  # noqa: E402
 from converters.quantize.accuracy import FlowEvaluator, validation_pairs  # noqa: E402
@@ -130,7 +131,7 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
                     help="onnxruntime intra-op threads; the first is the table's latency, the others are added as ratios")
     ap.add_argument("--prune", type=float, default=0.5)
-    ap.add_argument("--finetune-steps", type=int, default=6000)
+    ap.add_argument("--finetune-steps", type=int, default=DEFAULT_FINETUNE_STEPS)
     ap.add_argument("--calib-frames", type=int, default=32)
     ap.add_argument("--calib-method", default="minmax")
     ap.add_argument("--max-epe-increase", default="5%")

@@ -228,26 +228,28 @@ def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 12
 
     pool = ThreadPoolExecutor(1)
     pending = pool.submit(_batch, gen, 0, batch)
-    for step in progress_bar(range(steps), steps, "distilling", quiet):
-        f1, f2, gt, valid = pending.result()
-        if step + 1 < steps:
-            pending = pool.submit(_batch, gen, (step + 1) * batch, batch)
-        with torch.no_grad():
-            t_full, t_pyr = teacher(f1, f2, return_pyramid=True)
-        s_full, s_pyr = student(f1, f2, return_pyramid=True)
-        # Every level's EPE in full-resolution pixels (a level's flow is in its own pixels).
-        levels = list(zip(s_pyr, t_pyr)) + [(s_full, t_full)]
-        loss = sum(torch.linalg.vector_norm(s - t, dim=1).mean() * (width / s.shape[-1]) for s, t in levels) / len(levels)
-        epe_gt = (torch.linalg.vector_norm(s_full - gt, dim=1, keepdim=True) * valid).sum() / valid.sum().clamp(min=1)
-        loss = loss + gt_weight * epe_gt
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(student.parameters(), 10.0)
-        opt.step()
-        sched.step()
-        history.append((float(loss.detach()), float(epe_gt.detach())))
-    pool.shutdown()
-    use_standard_correlation(student)
+    try:
+        for step in progress_bar(range(steps), steps, "distilling", quiet):
+            f1, f2, gt, valid = pending.result()
+            if step + 1 < steps:
+                pending = pool.submit(_batch, gen, (step + 1) * batch, batch)
+            with torch.no_grad():
+                t_full, t_pyr = teacher(f1, f2, return_pyramid=True)
+            s_full, s_pyr = student(f1, f2, return_pyramid=True)
+            # Every level's EPE in full-resolution pixels (a level's flow is in its own pixels).
+            levels = list(zip(s_pyr, t_pyr)) + [(s_full, t_full)]
+            loss = sum(torch.linalg.vector_norm(s - t, dim=1).mean() * (width / s.shape[-1]) for s, t in levels) / len(levels)
+            epe_gt = (torch.linalg.vector_norm(s_full - gt, dim=1, keepdim=True) * valid).sum() / valid.sum().clamp(min=1)
+            loss = loss + gt_weight * epe_gt
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(student.parameters(), 10.0)
+            opt.step()
+            sched.step()
+            history.append((float(loss.detach()), float(epe_gt.detach())))
+    finally:  # an interrupted run still hands back an exportable student
+        pool.shutdown(cancel_futures=True)
+        use_standard_correlation(student)
     student.eval()
     tail = history[-max(1, len(history) // 10):]
     return {"steps": steps, "batch": batch, "resolution": [width, height], "max_motion": max_motion, "lr": lr,

@@ -42,6 +42,10 @@ examples:
   edgeflow convert pwc-lite --prune 0.5 --finetune-steps 6000 --int8 --out pwc-lite-small
 """
 
+#: --finetune-steps when --prune is given without it: what benchmarks/bench_quantization.py measured
+#: (docs/quantization.md: 50 % pruning within its accuracy budget).
+DEFAULT_FINETUNE_STEPS = 6000
+
 
 def add_arguments(p):
     p.add_argument("model", help="zoo name or model file, or an artifact directory with --target tensorrt (see above)")
@@ -77,7 +81,7 @@ def add_arguments(p):
     q.add_argument("--prune", type=float, metavar="RATIO", default=None,
                    help="structured pruning: remove this fraction of the channels of each prunable layer (PWC family)")
     q.add_argument("--finetune-steps", type=int, default=None, metavar="N",
-                   help="distillation steps after --prune (default 6000, ~70 min on a 2-core CPU; 0 = none)")
+                   help=f"distillation steps after --prune (default {DEFAULT_FINETUNE_STEPS}, ~70 min on a 2-core CPU; 0 = none)")
     q.add_argument("--latency-iterations", type=int, default=10, help="timed runs per graph for the report (default 10)")
     q.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads for latency (default: all cores)")
     t = p.add_argument_group("TensorRT engine (built on the device that runs it)")
@@ -116,7 +120,7 @@ def run(args) -> int:
         int8=args.int8, fp16=args.fp16, calib=args.calib, calib_frames=args.calib_frames, calib_method=args.calib_method,
         per_channel=args.per_channel, int8_scheme=None if args.int8_scheme == "auto" else args.int8_scheme,
         max_epe_increase=args.max_epe_increase, prune=args.prune,
-        finetune_steps=(6000 if args.finetune_steps is None else args.finetune_steps) if args.prune else 0,
+        finetune_steps=(DEFAULT_FINETUNE_STEPS if args.finetune_steps is None else args.finetune_steps) if args.prune else 0,
         latency_iterations=args.latency_iterations, latency_threads=args.threads,
     )
     result = ConvertJob(opts).run()
