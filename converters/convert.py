@@ -324,6 +324,8 @@ class ConvertJob:
                               "validation": "builtin_eval_set (EPE = mean over pairs of mean over valid pixels)"}
                     main_row = next(r for r in rows if r["file"] == "model.onnx")
                     steps.note(f"{main_row['name']}: median {main_row['latency']['median_ms']:.1f} ms, p95 {main_row['latency']['p95_ms']:.1f} ms")
+                    if graphs["split"]:
+                        report["feature_caching"] = self._caching(writer, evaluator, pad_multiple)
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
                 manifest["precision"] = opts.precision
@@ -342,6 +344,17 @@ class ConvertJob:
                 raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.tol_epe} px, max {opts.tol_max_abs} px)")
             raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid")
         return ConvertResult(out, valid, manifest, report, parity_info)
+
+    def _caching(self, writer, evaluator, pad_multiple) -> dict:
+        """Encoder / decoder / whole-pair timings of the stored graphs: the gain feature caching will give."""
+        from converters.caching import caching_estimate
+        from edgeflow.preprocess import plan_geometry
+
+        pair = evaluator.pairs[0]
+        geo = plan_geometry(pair.frame1.shape[:2], (1, 3, None, None), pad_multiple)
+        return caching_estimate(writer.path("model.onnx"), writer.path("encoder.onnx"), writer.path("decoder.onnx"),
+                                geo.to_network(pair.frame1), geo.to_network(pair.frame2),
+                                self.opts.latency_iterations, self.opts.latency_threads)
 
     def _variants(self, writer, module, unpruned, quant, pad_multiple) -> list:
         """Report rows: the unpruned original (exported outside the artifact), FP32, then quant."""

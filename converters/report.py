@@ -29,4 +29,8 @@ def conversion_table(report: dict) -> str:
 
 
 def print_conversion_report(result) -> None:
+    from converters.caching import caching_summary
+
     print(conversion_table(result.report))
+    if result.report.get("feature_caching"):
+        print(caching_summary(result.report["feature_caching"]))

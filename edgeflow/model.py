@@ -58,6 +58,7 @@ class FlowModel:
             self.encoder = create_runner(artifact, "encoder", split_backend, threads)
             self.decoder = create_runner(artifact, "decoder", split_backend, threads)
         self._geometry: Geometry | None = None
+        self._decoder_plan: list | None = None  # built on the first decode()
 
     @classmethod
     def load(cls, path=None, backend: str = "auto", threads: int | None = None, verify: bool = True, split: bool | None = None):
@@ -101,17 +102,15 @@ class FlowModel:
     def decode(self, feats1: Features, feats2: Features) -> np.ndarray:
         if feats1.geometry != feats2.geometry:
             raise InputError("the two frames' features come from frames of different sizes")
-        # Decoder inputs are named feat1_<i> / feat2_<i> after encoder output feat_<i>; exporters
-        # drop inputs a decoder never reads (FlowNetC uses only the deepest frame-2 feature).
-        feed = {}
-        for name in self.decoder.input_names:
-            side, _, level = name.partition("_")
-            source = {"feat1": feats1, "feat2": feats2}.get(side)
-            tensor = source.tensors.get(f"feat_{level}") if source else None
-            if tensor is None:
-                raise ArtifactError(f"{self.artifact.root}: decoder input {name!r} has no matching encoder output")
-            feed[name] = tensor
-        out = self.decoder.infer(feed)
+        if self._decoder_plan is None:
+            # Matched by name, never by position: exporters drop inputs a decoder never reads
+            # (FlowNetC uses only the deepest frame-2 feature). Imported here: edgeflow.stream
+            # imports this module.
+            from edgeflow.stream.pairs import decoder_plan
+
+            self._decoder_plan = decoder_plan(self.decoder.input_names, self.encoder.output_names, self.artifact.root)
+        pair = (feats1, feats2)
+        out = self.decoder.infer({name: pair[side].tensors[key] for name, side, key in self._decoder_plan})
         return feats1.geometry.to_frame(out[self.decoder.output_names[0]])
 
     def close(self) -> None:

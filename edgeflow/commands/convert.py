@@ -8,7 +8,8 @@ NAME = "convert"
 HELP = "convert a PyTorch model (file or zoo name) into a validated artifact directory"
 DESCRIPTION = """\
 Convert a PyTorch optical-flow model into an edgeflow artifact: ONNX graph(s), manifest.json with
-sha256 of every file, and report.json with parity and latency numbers.
+sha256 of every file, and report.json with parity and latency numbers, and for split artifacts the
+throughput gain feature caching will give this model (encoder vs decoder time).
 
 MODEL is one of:
   a zoo name           pwc-lite, pwc, flownetc-s (bundled weights when shipped)
