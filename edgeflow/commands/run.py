@@ -38,7 +38,8 @@ def add_arguments(p):
     p.add_argument("--csv", metavar="FILE", help="write one CSV row per frame")
     p.add_argument("--report", metavar="FILE", help="write the latency report (JSON) here")
     p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on this port (0 = any free port)")
-    p.add_argument("--metrics-host", default="0.0.0.0", metavar="ADDR", help="address for --metrics-port (default 0.0.0.0)")
+    p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
+                   help="address for --metrics-port (default 127.0.0.1: this machine only; 0.0.0.0 exposes it on every interface)")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"], help="inference backend")
     p.add_argument("--threads", type=int, metavar="N", help="inference threads (default: runtime's choice)")
     p.add_argument("--no-cache", action="store_true", help="recompute both frames' features for every pair")
@@ -133,8 +134,8 @@ def run(args) -> int:
     with _Signals(stream) as signals:
         stream.start()
         for sink in stream.sinks:
-            if getattr(sink, "name", "") == "prometheus" and not args.quiet:
-                print(f"metrics: {sink.url}", file=sys.stderr)
+            if getattr(sink, "name", "") == "prometheus":  # also with --quiet: port 0 is known only now
+                print(f"metrics: {sink.url} (listening on {sink.bound})", file=sys.stderr, flush=True)
         try:
             for _ in stream:
                 pass
