@@ -5,8 +5,57 @@ This package must never import torch: device apps embed it with numpy + onnxrunt
 """
 
 __version__ = "0.1.0"
+# Our distribution's name. PyPI's "edgeflow" is an unrelated project that installs an `edgeflow`
+# import package too; the CLI checks this marker to tell which package it got.
+__distribution__ = "edgeflow-sdk"
+SUMMARY_PREFIX = "Take optical-flow"  # start of our pyproject description: tells our own old "edgeflow" dists apart
 
 from edgeflow.errors import ArtifactError, EdgeflowError, InputError  # noqa: E402
+
+
+def foreign_distributions(where=None) -> list:
+    """``"name version"`` of each *other* project's distribution that installs an ``edgeflow`` package
+    next to this one (so may have overwritten its files, or shadow it on a Python >= 3.12).
+
+    Only the folder holding this package is scanned (one directory listing, not every installed
+    distribution: this runs at import on a Pi). Our own distributions (edgeflow-sdk, or an
+    ``edgeflow`` built from this source before the rename) are recognised by their summary.
+    """
+    import os
+
+    where = where or os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:  # cheap pre-check: importlib.metadata itself costs tens of ms to import on a Pi
+        names = os.listdir(where)
+    except OSError:
+        return []
+    if not any(n.lower().startswith("edgeflow-") and n.endswith((".dist-info", ".egg-info")) for n in names):
+        return []
+    from importlib import metadata
+
+    found = []
+    try:
+        for dist in metadata.distributions(path=[where]):
+            name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+            if name != "edgeflow":
+                continue
+            if (dist.metadata["Summary"] or "").startswith(SUMMARY_PREFIX):
+                continue
+            found.append(f"{dist.metadata['Name']} {dist.version}")
+    except Exception:  # noqa: BLE001 - a damaged dist-info must not stop the runtime from importing
+        return []
+    return found
+
+
+def _warn_foreign() -> None:
+    import sys
+
+    for other in foreign_distributions():
+        print(f"edgeflow: warning: the unrelated PyPI project {other} is installed beside edgeflow-sdk and also "
+              f"provides the `edgeflow` package (its files may replace ours): pip uninstall edgeflow, then reinstall "
+              f"the edgeflow-sdk wheel", file=sys.stderr)
+
+
+_warn_foreign()
 
 
 def load(path, **kwargs):

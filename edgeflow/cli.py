@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from edgeflow import __version__
 from edgeflow.errors import EdgeflowError
@@ -41,6 +43,42 @@ def _load_commands():
     return commands
 
 
+class EarlySignals:
+    """SIGINT / SIGTERM that arrive before a command has its own handlers: remembered, not raised.
+
+    Why: ``edgeflow run`` imports numpy and onnxruntime and loads a model before its stream can
+    stop cleanly; a Ctrl-C in that window (the first ~0.1 s) used to end in a KeyboardInterrupt
+    traceback and no report. :func:`main` installs this first; commands that declare
+    ``HANDLES_SIGNALS = True`` read :attr:`received` when their own handlers take over (``run``
+    then stops its stream at once and still writes ``--report``); every other command gets the
+    previous handlers back before it starts, and a signal that came earlier ends it with the usual
+    status. A second signal while waiting aborts (KeyboardInterrupt), as it does later on.
+    """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self):
+        self.received = None
+        self._saved: dict = {}
+
+    def install(self) -> "EarlySignals":
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                sig = getattr(signal, name)
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def restore(self) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+        self._saved = {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edgeflow",
@@ -57,20 +95,54 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _handles_signals=getattr(module, "HANDLES_SIGNALS", False))
     return parser
 
 
+def _foreign_package() -> str | None:
+    """One line when the imported ``edgeflow`` package is not ours (PyPI's unrelated "edgeflow"
+    replaced our ``__init__``): then our commands would fail in confusing ways further on."""
+    import edgeflow
+
+    if getattr(edgeflow, "__distribution__", None) == "edgeflow-sdk":
+        return None
+    return (f"the `edgeflow` package imported from {getattr(edgeflow, '__file__', '?')} is not edgeflow-sdk's "
+            "(PyPI's `edgeflow` is an unrelated project): pip uninstall edgeflow, then reinstall the edgeflow-sdk wheel")
+
+
 def main(argv: list[str] | None = None) -> int:
+    early = EarlySignals().install()  # before anything heavy is imported
+    try:
+        return _main(argv, early)
+    except KeyboardInterrupt:  # a second signal before the command took over
+        print("edgeflow: interrupted", file=sys.stderr)
+        return 130
+    finally:
+        early.restore()
+
+
+def _main(argv, early: EarlySignals) -> int:
+    foreign = _foreign_package()
+    if foreign:
+        print(f"edgeflow: error: {foreign}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help()
         return 2
+    if not args._handles_signals:
+        early.restore()
+        if early.received is not None:
+            print(f"edgeflow {args.command}: interrupted", file=sys.stderr)
+            return 128 + int(early.received)
+    args._early_signals = early
     try:
         return int(args._run(args) or 0)
     except EdgeflowError as err:
-        print(f"edgeflow {args.command}: error: {err}", file=sys.stderr)
+        from edgeflow.sources.uri import redact  # a URI with a password may be quoted
+
+        print(f"edgeflow {args.command}: error: {redact(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"edgeflow {args.command}: interrupted", file=sys.stderr)

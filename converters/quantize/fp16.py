@@ -63,7 +63,7 @@ def convert_fp16(src: str | Path, dst: str | Path) -> Path:
     try:
         from onnxconverter_common.float16 import convert_float_to_float16
     except ImportError:
-        raise EdgeflowError("--fp16 needs onnxconverter-common: pip install 'edgeflow[convert]'") from None
+        raise EdgeflowError("--fp16 needs onnxconverter-common: pip install onnxconverter-common") from None
     model = onnx.load(str(src))
     _terminal_outputs(model)
     with warnings.catch_warnings():

@@ -148,7 +148,7 @@ def plot_rows(rows, out) -> None:
     except ImportError:
         from edgeflow.errors import EdgeflowError
 
-        raise EdgeflowError("--plot needs matplotlib: pip install 'edgeflow[plot]'") from None
+        raise EdgeflowError("--plot needs matplotlib: pip install matplotlib") from None
     fig, (ax_cdf, ax_hist) = plt.subplots(1, 2, figsize=(12, 4.5))
     series = [(r, np.sort(np.asarray(r.latencies_ms, dtype=np.float64))) for r in rows if len(r.latencies_ms)]
     lo = max(min((x[0] for _, x in series), default=1.0), 1e-3)

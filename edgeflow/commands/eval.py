@@ -87,7 +87,7 @@ def _model_method(args):
         from converters.eager import EagerFlowModel  # host only: imports torch
     except ImportError as err:
         raise EdgeflowError(
-            f"evaluating {args.model} eagerly needs PyTorch ({err.name or err}); install edgeflow[convert], "
+            f"evaluating {args.model} eagerly needs PyTorch ({err.name or err}); install the host toolchain (pip install '.[convert]' in the edgeflow checkout), "
             "or convert it with `edgeflow convert` and pass the artifact directory"
         ) from None
     model = EagerFlowModel(args.model, trust_pickle=args.trust_pickle)

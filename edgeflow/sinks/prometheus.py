@@ -60,7 +60,7 @@ REQUEST_TIMEOUT_S = 5.0
 #: Connections served at once; more are closed straight away instead of each pinning a thread.
 MAX_CONNECTIONS = 256
 
-INSTALL_HINT = "pip install 'edgeflow[metrics]' (or: pip install prometheus_client)"
+INSTALL_HINT = "pip install prometheus_client"
 
 
 def _client():

@@ -83,7 +83,7 @@ def _open_writer(path: Path, width: int, height: int, fps: float, backend: str):
             errors.append("OpenCV is not installed")
         except Exception as err:  # noqa: BLE001
             errors.append(f"OpenCV: {err}")
-    raise EdgeflowError(f"cannot write {path}: {'; '.join(errors)}; install the video extra: pip install 'edgeflow[video]'")
+    raise EdgeflowError(f"cannot write {path}: {'; '.join(errors)}; install PyAV: pip install av (on a Pi/Jetson add -c constraints/<device>.txt)")
 
 
 class _AvWriter:
