@@ -11,9 +11,12 @@ Accepted inputs (``LoadedModel.kind``):
                   ``trust_pickle=True``.
 
 Why the pickle rule: unpickling runs code chosen by whoever wrote the file. Every other path
-here either reads no pickles (torch.export, TorchScript) or uses torch's restricted
-``weights_only`` unpickler, which refuses unknown globals *before* calling anything; a file that
-needs more than that is refused unless the user says they trust it.
+here either reads no pickles (TorchScript), uses torch's restricted ``weights_only`` unpickler,
+which refuses unknown globals *before* calling anything, or (torch.export ``.pt2``) is inspected
+entry by entry first by :func:`inspect_pt2`, because ``torch.export.load`` itself unpickles
+``use_pickle`` weights, opaque constants and failed sample inputs with full unpickling and evals
+symbolic shape strings; a file that needs more than that is refused unless the user says they
+trust it (docs/security.md).
 
 Extensions are not trusted: a ``.pt`` can be any of the file kinds above, so we look inside.
 """
@@ -22,10 +25,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import pickle
+import re
 import tempfile
+import types
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -86,7 +92,7 @@ def load_model(spec: str | os.PathLike, trust_pickle: bool = False) -> LoadedMod
     if kind == "torchscript":
         return _load_torchscript(path)
     if kind == "export":
-        return _load_export(path)
+        return _load_export(path, trust_pickle)
     return _load_torch_save(path, trust_pickle)
 
 
@@ -314,16 +320,176 @@ def _load_torchscript(path: Path) -> LoadedModel:
     return LoadedModel(module.eval(), "torchscript", str(path), sha256_file(path), arch, config)
 
 
-def _load_export(path: Path) -> LoadedModel:
+def _load_export(path: Path, trust_pickle: bool = False) -> LoadedModel:
+    """A torch.export program, inspected before torch sees it.
+
+    ``torch.export.load`` is not pickle-free: weights or constants marked ``use_pickle``, legacy
+    weight files, opaque constants and sample inputs that fail the restricted unpickler are all
+    read with full unpickling, symbolic shapes are parsed with ``sympy.sympify`` (which evals its
+    string) and ``data/aotinductor/`` holds native libraries. So the archive is read into memory
+    once, checked by :func:`inspect_pt2` and the *same bytes* handed to torch (no window for the
+    file to change between the check and the load).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise EdgeflowError(f"cannot read {path}: {err.strerror or err}") from None
+    problems = inspect_pt2(data)
+    if problems and not trust_pickle:
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise EdgeflowError(
+            f"refusing to load {path}: the torch.export archive holds {problems[0]}{more}, and loading it can "
+            "execute arbitrary code; re-export it with plain tensors (no tensor subclasses, custom objects or "
+            "compiled code) or pass --trust-pickle if you trust the file"
+        )
     extra = {METADATA_FILE: ""}
     try:
-        program = torch.export.load(str(path), extra_files=extra)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.export.load(io.BytesIO(data), extra_files=extra)
         module = program.module()
     except Exception as err:
         raise EdgeflowError(f"cannot load torch.export program {path}: {_first_line(err)}") from None
     arch, config = _read_metadata(extra.get(METADATA_FILE))
-    # An exported module has no .eval() semantics to switch; the graph is what was captured.
-    return LoadedModel(module, "export", str(path), sha256_file(path), arch, config)
+    _freeze_mode(module)
+    digest = hashlib.sha256(data).hexdigest()
+    return LoadedModel(module, "export", str(path), digest, arch, config)
+
+
+def _freeze_mode(module: nn.Module) -> None:
+    """An exported module's graph was captured in eval mode and ``torch.export`` makes its
+    ``.eval()``/``.train()`` raise NotImplementedError; callers (convert, eval) treat every model
+    alike and call ``.eval()``, so eval becomes the no-op it is and train mode a one-line refusal."""
+
+    def _train(self, mode: bool = True):
+        if mode:
+            raise EdgeflowError("a torch.export program cannot be trained; export it from the PyTorch model after training")
+        return self
+
+    def _eval(self):
+        return self
+
+    for sub in module.modules():  # the flag callers read (the ONNX exporter restores it afterwards)
+        sub.training = False
+    module.train = types.MethodType(_train, module)
+    module.eval = types.MethodType(_eval, module)
+
+
+#: Entries a plain ``torch.export.save`` archive holds (relative to its root folder). Anything else,
+#: e.g. ``data/aotinductor/`` (compiled native libraries) or legacy ``data/weights/<model>.pt``
+#: pickles, is refused without --trust-pickle.
+_PT2_PLAIN = [
+    re.compile(p)
+    for p in (
+        r"archive_format", r"archive_version", r"byteorder", r"\.data/version", r"\.data/serialization_id",
+        r"extra/[^/]+", r"models/[^/]+\.json", r"data/weights/[^/]+_weights_config\.json", r"data/weights/weight_\d+",
+        r"data/constants/[^/]+_constants_config\.json", r"data/constants/tensor_\d+", r"data/sample_inputs/[^/]+\.pt",
+    )
+]
+#: Names ``torch.export`` writes into symbolic shape expressions: sympy's ``srepr`` form
+#: (``Mul(Integer(8), Symbol('s39', positive=True, integer=True))``), its own sympy_functions and
+#: the printer's names. Torch passes these strings to ``sympy.sympify``, which evals them: a name
+#: outside this list (``__import__``, ``open``, ``exec``, ``lambda``) would be executed.
+_SYMPY_NAMES = frozenset(
+    "FloorDiv ModularIndexing Where PythonMod Mod CleanDiv CeilToInt FloorToInt CeilDiv LShift RShift PowByNatural "
+    "FloatPow FloatTrueDiv IntTrueDiv IsNonOverlappingAndDenseIndicator TruncToFloat TruncToInt RoundToInt "
+    "RoundDecimal ToFloat Identity Max Min Abs Piecewise floor ceiling sqrt Eq Ne Lt Le Gt Ge And Or Not Xor "
+    "True False oo zoo nan pi E Integer Rational Float Mul Add Pow ITE Symbol Dummy StrictLessThan StrictGreaterThan "
+    "LessThan GreaterThan Equality Unequality BooleanTrue BooleanFalse Tuple Half One Zero NegativeOne Infinity "
+    "NegativeInfinity positive negative nonnegative nonpositive integer real finite infinite zero nonzero even odd "
+    "rational commutative".split()
+)
+_SYMBOL = re.compile(r"[a-z]+\d+")
+_QUOTED_SYMBOL = re.compile(r"'[a-z]+\d+'")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EXPR_CHARS = re.compile(r"[A-Za-z0-9_\s+\-*/%(),.<>=!&|~^]*")
+#: Upper bound on the JSON and pickle entries inspected in memory (a 2 GB models/*.json is an attack).
+_PT2_MAX_METADATA = 1 << 30
+
+
+def inspect_pt2(data: bytes) -> list[str]:
+    """What in a ``torch.export.save`` archive would run code when loaded; [] when nothing would.
+
+    Reads only zip directory entries, JSON and (for sample inputs) torch's restricted
+    ``weights_only`` unpickler, which imports nothing it does not allow-list. Never unpickles.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError) as err:
+        return [f"a damaged zip archive ({err})"]
+    roots = {info.filename.split("/", 1)[0] for info in infos}
+    if len(roots) != 1 or any("/" not in info.filename for info in infos):
+        return ["entries outside one archive folder"]
+    problems: list[str] = []
+    entries = {info.filename.split("/", 1)[1]: info for info in infos if not info.is_dir()}
+    for name, info in entries.items():
+        if name.startswith("data/aotinductor/") or name.endswith((".so", ".dll", ".dylib")):
+            problems.append(f"compiled native code ({name})")
+        elif not any(p.fullmatch(name) for p in _PT2_PLAIN):
+            problems.append(f"an entry torch may unpickle or execute ({name})")
+        elif (name.endswith(".json") or name.startswith("data/sample_inputs/")) and info.file_size > _PT2_MAX_METADATA:
+            problems.append(f"an oversized entry ({name}, {info.file_size} bytes)")
+    if problems:
+        return problems
+
+    root = roots.pop()
+    for name in entries:
+        if name.endswith(("_weights_config.json", "_constants_config.json")):
+            config = _read_json_entry(archive, f"{root}/{name}", problems)
+            table = config.get("config") if isinstance(config, dict) else None
+            if not isinstance(table, dict):
+                if config is not None:
+                    problems.append(f"a malformed {name}")
+                continue
+            for fqn, meta in table.items():
+                if not isinstance(meta, dict) or meta.get("use_pickle") is not False:
+                    problems.append(f"a pickled entry ({name}: {fqn})")
+                elif not re.fullmatch(r"(weight|tensor)_\d+", str(meta.get("path_name", ""))):
+                    problems.append(f"a custom or opaque object ({name}: {fqn})")
+        elif name.startswith("models/"):
+            program = _read_json_entry(archive, f"{root}/{name}", problems)
+            for expr in _expr_strings(program):
+                if not _safe_sympy(expr):
+                    problems.append(f"a symbolic shape sympy would execute ({name}: {expr[:40]!r})")
+        elif name.startswith("data/sample_inputs/"):
+            # torch retries a failed weights_only load with full unpickling: it must pass the restricted one.
+            try:
+                torch.load(io.BytesIO(archive.read(f"{root}/{name}")), map_location="cpu", weights_only=True)
+            except Exception:
+                problems.append(f"sample inputs that need full unpickling ({name})")
+    return problems
+
+
+def _read_json_entry(archive: zipfile.ZipFile, name: str, problems: list[str]):
+    try:
+        return json.loads(archive.read(name).decode("utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError, zipfile.BadZipFile, OSError, EOFError) as err:
+        problems.append(f"an unreadable {name.split('/', 1)[1]} ({type(err).__name__})")
+        return None
+
+
+def _expr_strings(node):
+    """Every ``expr_str`` value in a serialized program (iterative: hostile JSON can be deep)."""
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, value in item.items():
+                if key == "expr_str":
+                    yield value if isinstance(value, str) else repr(value)
+                else:
+                    stack.append(value)
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def _safe_sympy(expr: str) -> bool:
+    """True for arithmetic on shape symbols (``s0 + 2*s1``, ``Max(1, s0)``, srepr form) and nothing else."""
+    bare = _QUOTED_SYMBOL.sub("0", expr)  # Symbol('s39', ...): the only quoted text allowed is a symbol name
+    if not _EXPR_CHARS.fullmatch(bare) or "__" in bare or re.search(r"(?<!\d)\.|\.(?!\d)", bare):
+        return False
+    return all(_SYMBOL.fullmatch(word) or word in _SYMPY_NAMES for word in _IDENTIFIER.findall(bare))
 
 
 def metadata_json(model: nn.Module) -> str:
