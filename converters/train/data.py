@@ -31,6 +31,20 @@ from edgeflow.errors import EdgeflowError
 _AUGMENT_STREAM = 7
 
 
+def _change_augment():
+    from edgeflow.synthetic.photometric import PhotometricAugment
+
+    return PhotometricAugment(brightness=0.3, contrast=0.3, gamma=0.3, color=0.1, noise=8.0, noise_prob=0.6,
+                              blur=1.5, blur_prob=0.3, frame_jitter=0.03, change_prob=0.5, change_gain=0.35,
+                              change_gamma=0.3, change_offset=20.0, change_color=0.1, change_blur=1.5,
+                              change_noise=8.0, jpeg_prob=0.2)
+
+
+#: ``photometric = "change"``: stronger shared jitter plus, on half of the pairs, a photometric
+#: change between the frames (issue 14: a lighting change cost pwc-lite 3.12 px vs DIS 0.43).
+CHANGE_AUGMENT = _change_augment()
+
+
 @dataclass(frozen=True)
 class Stage:
     """From ``start`` (a step) on, render ``size`` = (H, W) scenes and crop ``crop`` = (h, w);
@@ -56,6 +70,40 @@ class DataConfig:
     max_objects: int = 8
     hflip: float = 0.5
     vflip: float = 0.1
+    #: Texture source: "skimage" (the 11 photos, as pwc-lite was trained) or "train-split" (the
+    #: training photos + procedural training families, :mod:`edgeflow.synthetic.families`; the
+    #: held-out families and photos stay unseen).
+    textures: str = "skimage"
+    #: "default" (shared photometric jitter) or "change" (also a lighting / exposure / colour /
+    #: blur / noise / JPEG change between the two frames, :data:`CHANGE_AUGMENT`).
+    photometric: str = "default"
+    #: Largest smooth non-rigid bend of frame 2 in px (0: off); see ``nonrigid_warp``.
+    nonrigid: float = 0.0
+    #: Share of sub-pixel scenes and of large-motion scenes (objects and camera up to
+    #: ``large_motion`` px; None: 2.5 x max_motion).
+    small_prob: float = 0.0
+    large_prob: float = 0.0
+    large_motion: Optional[float] = None
+    #: Object rotation (degrees) and zoom (log-scale) ranges.
+    rotation: float = 10.0
+    zoom: float = 0.1
+
+    def generator_options(self) -> dict:
+        """Keyword arguments for ``SyntheticFlowGenerator`` (besides size, seed and max_motion)."""
+        if self.textures not in ("skimage", "train-split"):
+            raise EdgeflowError(f"data.textures must be 'skimage' or 'train-split', got {self.textures!r}")
+        if self.photometric not in ("default", "change"):
+            raise EdgeflowError(f"data.photometric must be 'default' or 'change', got {self.photometric!r}")
+        options = dict(max_objects=self.max_objects, rotation=self.rotation, zoom=self.zoom,
+                       small_prob=self.small_prob, large_prob=self.large_prob, large_motion=self.large_motion,
+                       nonrigid=self.nonrigid)
+        if self.textures == "train-split":
+            from edgeflow.synthetic.families import training_bank
+
+            options["textures"] = training_bank()
+        if self.photometric == "change":
+            options["augment"] = CHANGE_AUGMENT
+        return options
 
     def stage_at(self, step: int) -> Stage:
         current = self.stages[0]
@@ -112,8 +160,8 @@ class SyntheticBatches:
             from edgeflow.synthetic.generator import SyntheticFlowGenerator
 
             self._generators[key] = SyntheticFlowGenerator(
-                stage.size[0], stage.size[1], seed=self.config.seed, max_objects=self.config.max_objects,
-                max_motion=motion,
+                stage.size[0], stage.size[1], seed=self.config.seed, max_motion=motion,
+                **self.config.generator_options(),
             )
         return self._generators[key]
 

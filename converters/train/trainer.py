@@ -140,8 +140,8 @@ class Validator:
 
         height, width = config.run.val_size
         gen = SyntheticFlowGenerator(
-            height, width, seed=config.data.seed + _VAL_SEED_OFFSET, max_objects=config.data.max_objects,
-            max_motion=config.data.max_motion,
+            height, width, seed=config.data.seed + _VAL_SEED_OFFSET, max_motion=config.data.max_motion,
+            **config.data.generator_options(),
         )
         return [tuple(gen.sample(i)) for i in range(config.run.val_pairs)]
 

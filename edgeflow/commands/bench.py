@@ -65,6 +65,8 @@ def run(args) -> int:
     from edgeflow.model import FlowModel
 
     sizes = [parse_resolution(r) for r in args.resolution]
+    if args.plot:  # before minutes of measuring, not after
+        _require_matplotlib()
     if args.warmup < 0:
         raise InputError("--warmup must be >= 0")
     iterations = args.iterations if args.iterations is not None else (None if args.duration else 50)
@@ -136,10 +138,7 @@ def _accepts_loop(uri) -> bool:
         return False
 
 
-def plot_rows(rows, out) -> None:
-    """Latency CDF (left) and histogram (right), one curve per row."""
-    import numpy as np
-
+def _require_matplotlib():
     try:
         import matplotlib
 
@@ -148,7 +147,15 @@ def plot_rows(rows, out) -> None:
     except ImportError:
         from edgeflow.errors import EdgeflowError
 
-        raise EdgeflowError("--plot needs matplotlib: pip install matplotlib") from None
+        raise EdgeflowError("--plot needs matplotlib: pip install matplotlib (or drop --plot)") from None
+    return plt
+
+
+def plot_rows(rows, out) -> None:
+    """Latency CDF (left) and histogram (right), one curve per row."""
+    import numpy as np
+
+    plt = _require_matplotlib()
     fig, (ax_cdf, ax_hist) = plt.subplots(1, 2, figsize=(12, 4.5))
     series = [(r, np.sort(np.asarray(r.latencies_ms, dtype=np.float64))) for r in rows if len(r.latencies_ms)]
     lo = max(min((x[0] for _, x in series), default=1.0), 1e-3)

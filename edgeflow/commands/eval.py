@@ -24,6 +24,7 @@ MODEL|ARTIFACT is one of:
   middlebury   <root>/other-data/SEQ/frame10.png, frame11.png + other-gt-flow/SEQ/flow10.flo
   triples      one folder of NAME_frame1.png, NAME_frame2.png, NAME_flow.flo (or KITTI .png)
   builtin      --data builtin: real photos with known motion + the Middlebury motorcycle stereo pair
+  unseen       --data unseen: held-out photos and texture families no training recipe uses + the motorcycle pair
 
 examples:
   edgeflow eval --data builtin --baseline dis-medium,dis-ultrafast
@@ -38,8 +39,9 @@ def add_arguments(p):
 
     p.add_argument("model", nargs="?", metavar="MODEL|ARTIFACT",
                    help="artifact directory, zoo name or model file (default: the bundled pwc-lite artifact)")
-    p.add_argument("--data", required=True, metavar="PATH|builtin", help="data-set folder, or 'builtin'")
-    p.add_argument("--format", choices=["sintel", "kitti", "middlebury", "triples", "builtin"],
+    p.add_argument("--data", required=True, metavar="PATH|builtin|unseen",
+                   help="data-set folder, 'builtin', or 'unseen' (held-out material no training recipe uses)")
+    p.add_argument("--format", choices=["sintel", "kitti", "middlebury", "triples", "builtin", "unseen"],
                    help="data layout (default: detected from the folder)")
     p.add_argument("--pass", dest="sintel_pass", choices=["clean", "final", "both"], default="clean",
                    help="Sintel render pass (default clean)")

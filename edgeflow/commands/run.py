@@ -133,6 +133,8 @@ def run(args) -> int:
                     source_options=source_options)
     with _Signals(stream) as signals:
         stream.start()
+        if getattr(stream.source, "backend_reason", None):  # a video file: which decoder and why
+            print(f"video: {stream.source.backend_reason}", file=sys.stderr, flush=True)
         for sink in stream.sinks:
             if getattr(sink, "name", "") == "prometheus":  # also with --quiet: port 0 is known only now
                 print(f"metrics: {sink.url} (listening on {sink.bound})", file=sys.stderr, flush=True)

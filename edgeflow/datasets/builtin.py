@@ -57,6 +57,22 @@ def as_flow_pair(item, index: int) -> FlowPair:
                     np.asarray(flow, dtype=np.float32), np.asarray(valid, dtype=bool))
 
 
+def _load_unseen_set():
+    try:
+        from edgeflow.synthetic.unseen_eval import unseen_eval_set
+    except ImportError as err:
+        raise InputError(f"the unseen evaluation set is unavailable ({err}); reinstall edgeflow") from None
+    return list(unseen_eval_set())
+
+
+def open_unseen() -> MemoryDataset:
+    """``--data unseen``: held-out photos and texture families no edgeflow training recipe uses
+    (:mod:`edgeflow.synthetic.unseen_eval`), plus the motorcycle pair on its own line."""
+    pairs = [as_flow_pair(item, i) for i, item in enumerate(_load_unseen_set())]
+    highlights = (MOTORCYCLE,) if any(p.sequence == MOTORCYCLE for p in pairs) else ()
+    return MemoryDataset("unseen", "unseen", pairs, highlights=highlights)
+
+
 def open_builtin() -> MemoryDataset:
     pairs = [as_flow_pair(item, i) for i, item in enumerate(_load_builtin_set())]
     if not pairs:

@@ -16,6 +16,7 @@ LAYOUTS = {
     "middlebury": "middlebury (other-data/SEQ/frame10.png, frame11.png + other-gt-flow/SEQ/flow10.flo)",
     "triples": "triples (NAME_frame1.png, NAME_frame2.png, NAME_flow.flo|png in one folder)",
     "builtin": "builtin (--data builtin: photos with known motion + the Middlebury motorcycle pair)",
+    "unseen": "unseen (--data unseen: held-out photos and texture families no training recipe uses + the motorcycle pair)",
 }
 FORMATS = tuple(LAYOUTS)
 _DETECTORS = (("sintel", sintel.detect), ("kitti", kitti.detect), ("middlebury", middlebury.detect),
@@ -28,8 +29,8 @@ def _layouts_line() -> str:
 
 def detect_layout(path) -> str:
     """The layout name of ``path`` (a folder, or the word ``builtin``); InputError if none fits."""
-    if os.fspath(path) == "builtin":
-        return "builtin"
+    if os.fspath(path) in ("builtin", "unseen"):
+        return os.fspath(path)
     root = Path(path).expanduser()
     if not root.exists():
         raise InputError(f"data path {root} does not exist; pass a data-set folder or 'builtin'")
@@ -58,6 +59,8 @@ def open_dataset(path, format: str | None = None, sintel_pass: str = "clean", ki
         raise InputError(f"unknown data format {format!r}; choose one of {', '.join(FORMATS)}")
     if format == "builtin":
         return builtin.open_builtin()
+    if format == "unseen":
+        return builtin.open_unseen()
     root = Path(path).expanduser()
     if not root.is_dir():
         state = "does not exist" if not root.exists() else "is not a folder"

@@ -15,6 +15,7 @@ Run ``python -m edgeflow.synthetic`` to measure generation speed.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from typing import Iterator, NamedTuple, Optional, Union
@@ -29,7 +30,7 @@ from edgeflow.synthetic.scene import Scene
 from edgeflow.synthetic.textures import TextureBank, default_bank
 
 # Random-stream tags, so the same (seed, index) gives independent streams per purpose.
-_GEOMETRY, _PHOTOMETRIC = 0, 1
+_GEOMETRY, _PHOTOMETRIC, _REGIME, _WARP = 0, 1, 2, 3
 
 
 class FlowSample(NamedTuple):
@@ -110,6 +111,12 @@ class SyntheticFlowGenerator:
         max_motion: Optional[float] = None,
         augment: Union[bool, PhotometricAugment] = True,
         textures: Optional[TextureBank] = None,
+        rotation: float = 10.0,
+        zoom: float = 0.1,
+        small_prob: float = 0.0,
+        large_prob: float = 0.0,
+        large_motion: Optional[float] = None,
+        nonrigid: float = 0.0,
     ):
         self.height, self.width = check_size(height, width)
         self.seed = whole_number(seed, "seed")
@@ -118,8 +125,30 @@ class SyntheticFlowGenerator:
         self.max_motion = pixels(default_motion if max_motion is None else max_motion, "max_motion")
         self.augment = _augment_config(augment)
         self.textures = textures if textures is not None else default_bank()
-        self.object_motion = MotionRange(translation=self.max_motion, rotation=10.0, zoom=0.1, shear=0.1)
+        self.object_motion = MotionRange(translation=self.max_motion, rotation=float(rotation), zoom=float(zoom), shear=0.1)
         self.background_motion = MotionRange(translation=self.max_motion / 2, rotation=2.0, zoom=0.03, shear=0.02)
+        # Motion regimes (issue 14): a share of sub-pixel scenes and one of large-motion scenes
+        # (the camera pans fast too), drawn from their own random stream so that with both
+        # probabilities at 0 every sample is exactly what it was before these options existed.
+        self.small_prob, self.large_prob = float(small_prob), float(large_prob)
+        if not (0 <= self.small_prob and 0 <= self.large_prob and self.small_prob + self.large_prob <= 1):
+            raise InputError(f"small_prob and large_prob must be >= 0 and sum to <= 1, got {small_prob}, {large_prob}")
+        self.large_motion = pixels(2.5 * self.max_motion if large_motion is None else large_motion, "large_motion")
+        self.nonrigid = pixels(nonrigid, "nonrigid")
+
+    def _motion_ranges(self, index: int) -> tuple[MotionRange, MotionRange]:
+        if self.small_prob <= 0 and self.large_prob <= 0:
+            return self.object_motion, self.background_motion
+        draw = self._rng(index, _REGIME).random()
+        if draw < self.small_prob:  # sub-pixel to a few pixels, everything small
+            scale = 2.0 / max(self.max_motion, 1e-6)
+            return (dataclasses.replace(self.object_motion, translation=2.0, rotation=1.0, zoom=0.01),
+                    dataclasses.replace(self.background_motion, translation=self.background_motion.translation * scale,
+                                        rotation=0.5, zoom=0.005))
+        if draw < self.small_prob + self.large_prob:  # large: objects and background up to large_motion
+            return (dataclasses.replace(self.object_motion, translation=self.large_motion),
+                    dataclasses.replace(self.background_motion, translation=self.large_motion * 0.8))
+        return self.object_motion, self.background_motion
 
     def _rng(self, index: int, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, whole_number(index, "sample index"), stream])
@@ -128,9 +157,8 @@ class SyntheticFlowGenerator:
         """The layered scene behind ``sample(index)``, frame 1 at ``t = 0``, frame 2 at ``t = 1``."""
         rng = self._rng(index, _GEOMETRY)
         count = int(rng.integers(min(1, self.max_objects), self.max_objects + 1))
-        return random_scene(
-            rng, self.height, self.width, self.textures, count, self.object_motion, self.background_motion
-        )
+        object_motion, background_motion = self._motion_ranges(index)
+        return random_scene(rng, self.height, self.width, self.textures, count, object_motion, background_motion)
 
     def sample(self, index: int) -> FlowSample:
         """Sample ``index``; the same ``(seed, index)`` always gives the same arrays."""
@@ -138,6 +166,8 @@ class SyntheticFlowGenerator:
         image1, ids1 = scene.render_planar(0.0)
         image2, _ = scene.render_planar(1.0)
         flow, valid = scene.flow(0.0, 1.0, ids1)
+        if self.nonrigid > 0:
+            image2, flow, valid = nonrigid_warp(self._rng(index, _WARP), image2, flow, valid, self.nonrigid)
         if self.augment is None:
             frame1, frame2 = photometric.to_uint8(image1), photometric.to_uint8(image2)
         else:
@@ -147,6 +177,46 @@ class SyntheticFlowGenerator:
     def __iter__(self) -> Iterator[FlowSample]:
         """Samples 0, 1, 2, ... forever."""
         return (self.sample(i) for i in itertools.count())
+
+
+def smooth_field(rng: np.random.Generator, height: int, width: int, amplitude: float) -> np.ndarray:
+    """A smooth random displacement field ``2 x H x W`` (px): Gaussian values on a coarse grid
+    (3..6 cells a side), bicubically interpolated; its largest value is about ``amplitude``."""
+    from skimage.transform import resize
+
+    cells = (int(rng.integers(3, 7)), int(rng.integers(3, 7)))
+    coarse = rng.normal(0.0, amplitude / 2.0, (2,) + cells)
+    return np.stack([resize(c, (height, width), order=3, mode="edge") for c in coarse]).astype(np.float32)
+
+
+def nonrigid_warp(rng: np.random.Generator, image2: np.ndarray, flow: np.ndarray, valid: np.ndarray,
+                  amplitude: float):
+    """Bend frame 2 (float ``C x H x W``) by a smooth field ``d`` and keep the flow exact.
+
+    New frame 2 is ``I2'(q) = I2(q + d(q))``. A frame-1 pixel ``p`` went to ``t = p + f(p)`` in
+    ``I2``, so in ``I2'`` it sits at the ``q`` with ``q + d(q) = t``, found by the fixed-point
+    iteration ``q <- t - d(q)`` (a contraction while ``|grad d| < 1``, true for these smooth
+    fields). Pixels whose ``q`` leaves the frame become invalid. Applied to half of the samples.
+    """
+    if rng.random() < 0.5:
+        return image2, flow, valid
+    from edgeflow.synthetic.sampling import PlanarTexture
+
+    channels, height, width = image2.shape
+    field = smooth_field(rng, height, width, rng.uniform(0.3, 1.0) * amplitude)
+    xs = np.arange(width, dtype=np.float32)[None, :]
+    ys = np.arange(height, dtype=np.float32)[:, None]
+    warped = PlanarTexture(image2.transpose(1, 2, 0)).sample(xs + field[0], ys + field[1], "clamp")
+    image2 = warped.reshape(channels, height, width)
+    tx, ty = xs + flow[..., 0], ys + flow[..., 1]
+    displacement = PlanarTexture(field.transpose(1, 2, 0))
+    qx, qy = tx.copy(), ty.copy()
+    for _ in range(6):
+        d = displacement.sample(qx, qy, "clamp")
+        qx, qy = tx - d[0].reshape(height, width), ty - d[1].reshape(height, width)
+    flow = np.stack([qx - xs, qy - ys], axis=-1).astype(np.float32)
+    valid = valid & (qx >= 0) & (qx <= width - 1) & (qy >= 0) & (qy <= height - 1)
+    return image2, flow, valid
 
 
 def benchmark(height: int = 240, width: int = 320, count: int = 50, clock=time.perf_counter, **kwargs) -> float:

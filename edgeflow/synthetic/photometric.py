@@ -48,6 +48,20 @@ class PhotometricAugment:
     blur: float = 1.0
     blur_prob: float = 0.25
     frame_jitter: float = 0.02
+    #: Photometric change *between* the frames (lighting, exposure, auto white balance, a second
+    #: camera, compression), applied with probability ``change_prob`` (all 0: off, the default):
+    #: frame 2 gets an extra gain ``1 +- change_gain``, gamma ``exp(+- change_gamma)``, offset
+    #: ``+- change_offset`` gray levels, per-channel gain ``1 +- change_color``, its own blur up to
+    #: ``change_blur`` px and noise up to ``change_noise``; each frame is JPEG-compressed
+    #: (quality 25..90, Pillow) with probability ``jpeg_prob``.
+    change_prob: float = 0.0
+    change_gain: float = 0.0
+    change_gamma: float = 0.0
+    change_offset: float = 0.0
+    change_color: float = 0.0
+    change_blur: float = 0.0
+    change_noise: float = 0.0
+    jpeg_prob: float = 0.0
 
     def sample(self, rng: np.random.Generator) -> "PhotometricParams":
         """Draw one set of parameters (shared by the frames of a pair or a sequence)."""
@@ -60,6 +74,18 @@ class PhotometricAugment:
         blur = rng.uniform(0.3, max(self.blur, 0.3)) if self.blur > 0 and rng.random() < self.blur_prob else 0.0
         return PhotometricParams(gains, contrast, gamma, float(noise), float(blur))
 
+    def frame2_params(self, params: "PhotometricParams", rng: np.random.Generator) -> "PhotometricParams":
+        """Frame 2's parameters: ``params`` plus, with probability ``change_prob``, a change."""
+        if self.change_prob <= 0 or rng.random() >= self.change_prob:
+            return params
+        gains = params.gains * (1.0 + rng.uniform(-self.change_gain, self.change_gain)) * (
+            1.0 + rng.uniform(-self.change_color, self.change_color, 3))
+        gamma = params.gamma * math.exp(rng.uniform(-self.change_gamma, self.change_gamma))
+        offset = params.offset + rng.uniform(-self.change_offset, self.change_offset)
+        blur = rng.uniform(0.3, self.change_blur) if self.change_blur > 0.3 and rng.random() < 0.5 else params.blur
+        noise = max(params.noise, rng.uniform(0, self.change_noise)) if self.change_noise > 0 else params.noise
+        return PhotometricParams(gains, params.contrast, gamma, float(noise), float(blur), float(offset))
+
     def frame_gain(self, rng: np.random.Generator) -> float:
         return 1.0 + rng.uniform(-self.frame_jitter, self.frame_jitter) if self.frame_jitter > 0 else 1.0
 
@@ -70,6 +96,7 @@ class PhotometricParams(NamedTuple):
     gamma: float
     noise: float  # Gaussian sigma, gray levels (0: off)
     blur: float  # Gaussian sigma, pixels (0: off)
+    offset: float = 0.0  # added gray levels (before gamma, in 0..1 units x 255)
 
 
 def to_uint8(planar: np.ndarray) -> np.ndarray:
@@ -117,7 +144,7 @@ def tone_table(params: PhotometricParams, frame_gain: float = 1.0) -> np.ndarray
     """``3 x 256`` float32 table: gray level -> gain, contrast about mid-gray, then gamma."""
     levels = np.arange(256, dtype=np.float64) / 255.0
     gains = np.asarray(params.gains, np.float64)[:, None] * frame_gain
-    v = np.clip((levels[None, :] * gains - 0.5) * params.contrast + 0.5, 0.0, 1.0)
+    v = np.clip((levels[None, :] * gains - 0.5) * params.contrast + 0.5 + params.offset / 255.0, 0.0, 1.0)
     return (255.0 * v**params.gamma).astype(np.float32)
 
 
@@ -177,4 +204,21 @@ def augment_pair(
     """Augment two rendered float ``3 x H x W`` frames with shared parameters; uint8 ``HxWx3``."""
     params = config.sample(rng)
     gain2 = config.frame_gain(rng)
-    return apply(frame1, params, rng), apply(frame2, params, rng, gain2)
+    params2 = config.frame2_params(params, rng)
+    out1, out2 = apply(frame1, params, rng), apply(frame2, params2, rng, gain2)
+    if config.jpeg_prob > 0:
+        out1, out2 = (jpeg(out, int(rng.integers(25, 91))) if rng.random() < config.jpeg_prob else out
+                      for out in (out1, out2))
+    return out1, out2
+
+
+def jpeg(frame: np.ndarray, quality: int) -> np.ndarray:
+    """``frame`` (HxWx3 uint8) after a JPEG round trip at ``quality`` (Pillow, in memory)."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(frame).save(buffer, format="JPEG", quality=quality)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGB")).copy()
