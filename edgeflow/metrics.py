@@ -36,6 +36,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from edgeflow.sources.uri import redact
+
 __all__ = [
     "PERCENTILE_METHOD",
     "STAGES",
@@ -178,7 +180,8 @@ class LatencyReport:
     sampled: bool = False
 
     def to_dict(self) -> dict:
-        return {
+        """The report as written: credentials in any URI (the source, an error quoting it) masked."""
+        return _redacted({
             **self.meta,
             "end": self.end,
             "duration_s": round(self.duration_s, 6),
@@ -193,21 +196,18 @@ class LatencyReport:
             "device": self.device,
             "sampled": self.sampled,
             "percentiles": PERCENTILE_METHOD,
-        }
+        })
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
     def write(self, path) -> None:
-        """Atomic write (temp file + rename) so a reader never sees half a report."""
-        import os
-        from pathlib import Path
+        """Atomic write (fresh ``mkstemp`` file in the target folder + ``os.replace``): a reader
+        never sees half a report, and a symlink planted at a guessable temp name is never
+        followed (:func:`edgeflow.outputs.atomic_write_text`)."""
+        from edgeflow.outputs import atomic_write_text
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(self.to_json() + "\n")
-        os.replace(tmp, path)
+        atomic_write_text(path, self.to_json() + "\n")
 
     def summary(self) -> str:
         """A short human table (what ``edgeflow run`` prints at the end)."""
@@ -229,7 +229,18 @@ class LatencyReport:
         temps = (self.device.get("end") or {}).get("temperature_c") or {}
         if temps:
             lines.append("temperature: " + ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()))
-        return "\n".join(lines)
+        return redact("\n".join(lines))
+
+
+def _redacted(obj):
+    """Every string in a JSON-like structure with URI credentials masked (a report leaves the device)."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {k: _redacted(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_redacted(v) for v in obj]
+    return obj
 
 
 def _fmt(v) -> str:

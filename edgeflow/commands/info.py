@@ -1,18 +1,27 @@
-"""``edgeflow info``: what this device is and what edgeflow can use on it."""
+"""``edgeflow info``: what this device is and what edgeflow can use on it; or what an artifact is."""
 
 from __future__ import annotations
 
 NAME = "info"
-HELP = "print the device, available backends/providers, library versions and plugin status"
+HELP = "print the device, backends, library versions and plugin status; or describe an ARTIFACT"
 DESCRIPTION = """\
-Print the device (board, CPU, cores, memory, temperatures and clocks where sysfs has them), the
-inference backends and onnxruntime execution providers available, the versions of the libraries
-edgeflow uses (missing ones are shown as such), whether the TensorRT correlation plugin library is
-built (searched like the runtime does: $EDGEFLOW_PLUGIN_PATH, the package, ~/.cache/edgeflow), and whether the bundled model is present. Nothing is changed; attach the output to bug reports.
+Without ARTIFACT: print the device (board, CPU, cores, memory, temperatures and clocks where sysfs
+has them), the inference backends and onnxruntime execution providers available, the versions of
+the libraries edgeflow uses (missing ones are shown as such), which decoder reads video files and
+why, whether the TensorRT correlation plugin library is built (searched like the runtime does:
+$EDGEFLOW_PLUGIN_PATH, the package, ~/.cache/edgeflow), and whether the bundled model is present.
+
+With ARTIFACT (a directory made by `edgeflow convert`, e.g. one just copied to a device): print its
+model, precision, resolution, inputs and outputs, preprocessing, graphs, plugins, the tools that
+made it, the convert-time parity check against PyTorch, and the sha256 status of every file
+(exit status 1 when a file is missing or differs from the manifest: copy the artifact again).
+
+Nothing is changed; attach the output to bug reports.
 
 examples:
   edgeflow info
   edgeflow info --json > device.json
+  edgeflow info ~/pwc-lite-320
 """
 
 # Imported by name, never required: a missing library is a fact to report, not an error.
@@ -26,6 +35,7 @@ _DISTRIBUTIONS = {"prometheus_client": ("prometheus-client", "prometheus_client"
 
 
 def add_arguments(p):
+    p.add_argument("artifact", nargs="?", metavar="ARTIFACT", help="describe this artifact directory instead of the device")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
@@ -78,6 +88,16 @@ def _plugin_libraries() -> dict:
     return out
 
 
+def _video_backend() -> str:
+    """Which decoder video files get here, and why (the same choice `edgeflow run` makes)."""
+    try:
+        from edgeflow.sources.video import choose_backend
+
+        return choose_backend("auto")[1]
+    except Exception as exc:  # noqa: BLE001 - SourceError: neither PyAV nor OpenCV
+        return f"none ({exc})"
+
+
 def collect() -> dict:
     import os
     import platform
@@ -110,6 +130,7 @@ def collect() -> dict:
         "onnxruntime_providers": providers,
         "tensorrt": tensorrt_available(),
     }
+    info["video_backend"] = _video_backend()
     info["plugin_libraries"] = _plugin_libraries()
     try:
         from edgeflow.model import default_artifact_path
@@ -120,9 +141,100 @@ def collect() -> dict:
     return info
 
 
+def describe_artifact(path) -> dict:
+    """The manifest's description of an artifact plus each file's sha256 status, checked here.
+
+    Opened without verification so a damaged copy can still be described (which file is wrong is
+    the point); structural problems (no manifest, not JSON, newer format) are one-line errors.
+    """
+    import json
+    from pathlib import Path
+
+    from edgeflow.artifact import MANIFEST, Artifact, sha256_file
+
+    root = Path(path)
+    Artifact.open(root, verify=False, allow_invalid=True)  # the runtime's own structural checks
+    m = json.loads((root / MANIFEST).read_text())
+    files = {}
+    for name, meta in (m.get("files") or {}).items():
+        meta = meta if isinstance(meta, dict) else {}
+        f = root / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            status = "outside the artifact: refused"
+        elif not f.is_file():
+            status = "missing"
+        elif f.stat().st_size != meta.get("bytes"):
+            status = f"size {f.stat().st_size} != manifest {meta.get('bytes')} (truncated or modified)"
+        elif sha256_file(f) != meta.get("sha256"):
+            status = "sha256 differs from the manifest (modified or corrupted)"
+        else:
+            status = "ok"
+        files[name] = {"role": meta.get("role"), "bytes": meta.get("bytes"), "status": status}
+    keys = ("model", "precision", "resolution", "inputs", "outputs", "preprocessing", "postprocessing", "graphs", "split",
+            "plugins", "correlation_formulation", "tensorrt", "tools", "parity", "int8", "valid", "invalid_reason")
+    out = {"path": str(root), **{k: m[k] for k in keys if k in m}, "files": files}
+    out["sha256_ok"] = bool(files) and all(v["status"] == "ok" for v in files.values())
+    return out
+
+
+def _fmt_io(items) -> str:
+    return "; ".join(f"{i.get('name')} {'x'.join({'height': 'H', 'width': 'W'}.get(str(d), str(d)) for d in i.get('shape') or [])} {i.get('dtype')}"
+                     for i in items or [] if isinstance(i, dict)) or "-"
+
+
+def print_artifact(d: dict) -> None:
+    model = d.get("model") or {}
+    print(f"artifact       {d['path']} ({'valid' if d.get('valid') else 'NOT validated: ' + str(d.get('invalid_reason', '?'))})")
+    res = d.get("resolution")
+    print(f"  model        {model.get('name', '?')} (arch {model.get('arch', '?')}), precision {d.get('precision', 'fp32')}"
+          + (f", resolution {res[0]}x{res[1]}" if isinstance(res, list) and len(res) == 2 else ""))
+    print(f"  inputs       {_fmt_io(d.get('inputs'))}")
+    print(f"  outputs      {_fmt_io(d.get('outputs'))}")
+    pre = d.get("preprocessing") or {}
+    if pre:
+        rng = pre.get("input_range")
+        print(f"  preprocess   {pre.get('color_order', '?')} {pre.get('layout', '?')} {pre.get('dtype', '?')}"
+              + (f", range {rng[0]}..{rng[1]}" if isinstance(rng, list) and len(rng) == 2 else "")
+              + (f", pad to a multiple of {pre['pad_multiple']} ({pre.get('pad_mode', '?')})" if pre.get("pad_multiple") else "")
+              + "".join(f", {k} {v}" for k, v in pre.items()
+                        if k not in ("color_order", "layout", "dtype", "input_range", "pad_multiple", "pad_mode")))
+    graphs = d.get("graphs") or {}
+    print("  graphs       " + (", ".join(f"{k}: {v}" for k, v in graphs.items()) or "-"))
+    plugins = d.get("plugins") or []
+    print("  plugins      " + (", ".join(f"{p.get('namespace', '?')}::{p.get('name', '?')} v{p.get('version', '?')}"
+                                       for p in plugins if isinstance(p, dict)) or "none")
+          + (" (onnxruntime runs it as its ONNX function body; TensorRT needs `edgeflow build-plugin`)" if plugins else ""))
+    trt = d.get("tensorrt")
+    if isinstance(trt, dict):
+        print(f"  tensorrt     engine for TensorRT {trt.get('version', '?')} on {trt.get('gpu', '?')}, {trt.get('precision', '?')}")
+    tools = d.get("tools") or {}
+    print("  tools        " + (", ".join(f"{k} {v}" for k, v in tools.items()) or "-"))
+    parity = d.get("parity") or {}
+    for name, p in parity.items():
+        if not isinstance(p, dict):
+            continue
+        print(f"  parity       {name}: max |diff| {p.get('max_abs', float('nan')):.3g} px, mean EPE {p.get('epe_mean', float('nan')):.3g} px "
+              f"over {p.get('pairs', '?')} pairs vs PyTorch (tolerance {p.get('tol_epe', '?')}): "
+              f"{'passed' if p.get('passed') else 'FAILED'}")
+    if not parity:
+        print("  parity       not recorded")
+    for name, f in d["files"].items():
+        size = f"{f['bytes'] / 1e6:.1f} MB" if isinstance(f.get("bytes"), int) else "?"
+        print(f"  file         {name} ({f.get('role') or '-'}, {size}): {f['status']}")
+    print("sha256         " + ("all files match the manifest" if d["sha256_ok"] else
+                               "MISMATCH: copy the whole artifact directory again (or re-run edgeflow convert)"))
+
+
 def run(args) -> int:
     import json
 
+    if args.artifact:
+        d = describe_artifact(args.artifact)
+        if args.json:
+            print(json.dumps(d, indent=2))
+        else:
+            print_artifact(d)
+        return 0 if d["sha256_ok"] else 1
     info = collect()
     if args.json:
         print(json.dumps(info, indent=2))
@@ -148,6 +260,7 @@ def run(args) -> int:
     print("versions")
     for name, version in info["versions"].items():
         print(f"  {name:<18} {version or 'not installed'}")
+    print(f"video files    {info['video_backend']}")
     print("plugins")
     for name, path in info["plugin_libraries"].items():
         print(f"  {name:<26} {path or 'not built (edgeflow build-plugin)'}")

@@ -190,23 +190,41 @@ class _OpenCVDecoder:
         self._cap.release()
 
 
-def _decoder_class(backend: str):
+def choose_backend(backend: str = "auto"):
+    """(decoder class, one-line reason) for reading video files.
+
+    PyAV first: exact PTS, decode errors that can be counted and reported. Otherwise OpenCV, on a
+    Pi or a Jetson preferably the OS build (``python3-opencv``, GStreamer) seen through a
+    ``--system-site-packages`` venv: a pip OpenCV would shadow it and pull NumPy 2. The reason
+    names the module's origin, so a user sees at once which one is in use and why.
+    """
     if backend not in ("auto", "pyav", "opencv"):
         raise SourceError(f"video backend must be auto, pyav or opencv, got {backend!r}")
+    why_not_av = "opencv was asked for"
     if backend in ("auto", "pyav"):
         try:
-            import av  # noqa: F401
+            import av
 
-            return _PyAVDecoder
+            return _PyAVDecoder, (f"PyAV {getattr(av, '__version__', '?')} (preferred: exact timestamps, damaged "
+                                  f"packets counted{'; asked for' if backend == 'pyav' else ''})")
         except ImportError:
             if backend == "pyav":
                 raise SourceError("PyAV is not installed: pip install av") from None
+            why_not_av = "PyAV is not installed"
     try:
-        import cv2  # noqa: F401
-
-        return _OpenCVDecoder
+        import cv2
     except ImportError:
         raise SourceError("reading video files needs PyAV or OpenCV: pip install av") from None
+    except Exception as exc:  # noqa: BLE001 - e.g. an OS OpenCV broken by a pip NumPy 2
+        raise SourceError(f"reading video files needs PyAV or a working OpenCV (import cv2 failed: {one_line(exc)}); "
+                          "pip install av") from None
+    where = os.path.dirname(getattr(cv2, "__file__", "") or "")
+    origin = "the OS build" if "dist-packages" in where and "site-packages" not in where else "a pip build"
+    return _OpenCVDecoder, f"OpenCV {getattr(cv2, '__version__', '?')}, {origin} ({why_not_av})"
+
+
+def _decoder_class(backend: str):
+    return choose_backend(backend)[0]
 
 
 class VideoSource(Source):
@@ -231,6 +249,7 @@ class VideoSource(Source):
             raise SourceError(f"{self.uri}: on_error must be skip or stop, got {on_error!r}")
         self.on_error = on_error
         self._decoder_cls = None
+        self.backend_reason: Optional[str] = None  # one line: which decoder reads the file and why
         self._decoder = None
         self._pacer = Pacer()
         self._pass_frames = 0  # frames decoded in the current pass
@@ -245,7 +264,7 @@ class VideoSource(Source):
     def _open(self) -> None:
         if not os.path.isfile(self.path):
             raise SourceError(f"video file not found: {self.path}")
-        self._decoder_cls = _decoder_class(self.backend)
+        self._decoder_cls, self.backend_reason = choose_backend(self.backend)
         self.backend = "pyav" if self._decoder_cls is _PyAVDecoder else "opencv"
         try:
             self._start_pass()
