@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 NAME = "run"
 HELP = "run a model on a camera, video, folder or synthetic stream and report per-frame latency"
 DESCRIPTION = """\
@@ -20,6 +22,9 @@ examples:
 """
 
 EXIT_SOURCE_FAILED = 1
+#: edgeflow.cli keeps its early SIGINT/SIGTERM handlers in place for this command: a signal during
+#: the imports and the model load stops the stream as soon as it starts (the report is written).
+HANDLES_SIGNALS = True
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
 
@@ -75,12 +80,15 @@ def build_sinks(args) -> list:
 
 
 class _Signals:
-    """SIGINT/SIGTERM -> ``stream.stop()``; a second signal aborts (KeyboardInterrupt)."""
+    """SIGINT/SIGTERM -> ``stream.stop()``; a second signal aborts (KeyboardInterrupt). A signal
+    the CLI's early handlers caught before this took over (``early.received``) stops the stream
+    straight away."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, early=None):
         self.stream = stream
         self.received = None
         self._saved = {}
+        self._early = early
 
     def __enter__(self):
         import signal
@@ -89,6 +97,9 @@ class _Signals:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._saved[sig] = signal.signal(sig, self._handle)
+        pending = getattr(self._early, "received", None)
+        if pending is not None:
+            self._handle(pending, None)
         return self
 
     def _handle(self, signum, frame):
@@ -115,23 +126,44 @@ def _is_file_like(uri) -> bool:
     return parse_uri(uri).kind in ("video", "images", "synthetic")
 
 
+def check_outputs(args) -> None:
+    """Every file the run will write must be writable before anything loads: an hours-long stream
+    must not find out at the end that ``--report`` points nowhere (one-line error, no run)."""
+    from edgeflow.errors import InputError
+    from edgeflow.outputs import check_writable
+
+    named = [("--report", args.report), ("--save", args.save), ("--jsonl", args.jsonl), ("--csv", args.csv)]
+    seen = {}
+    for flag, path in named:
+        if not path:
+            continue
+        check_writable(path, flag)
+        key = os.path.realpath(path)
+        if key in seen:
+            raise InputError(f"{seen[key]} and {flag} name the same file {path}; give each its own")
+        seen[key] = flag
+
+
 def run(args) -> int:
     import signal
     import sys
 
     from edgeflow.errors import InputError
-    from edgeflow.stream import Stream
 
     if args.frames is not None and args.frames < 2:
         raise InputError("--frames must be at least 2 (a flow needs a pair of frames)")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise InputError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
+    check_outputs(args)
+    from edgeflow.sources.uri import redact
+    from edgeflow.stream import Stream  # the heavy imports (numpy, onnxruntime), after the cheap checks
+
     source_options = {"realtime": True} if args.realtime and _is_file_like(args.source) else {}
     stream = Stream(args.artifact, args.source, drop_policy=args.drop_policy, queue_size=args.queue_size,
                     cache_features=not args.no_cache, sinks=build_sinks(args), max_frames=args.frames,
                     duration=args.duration, report=args.report, backend=args.backend, threads=args.threads,
                     source_options=source_options)
-    with _Signals(stream) as signals:
+    with _Signals(stream, getattr(args, "_early_signals", None)) as signals:
         stream.start()
         if getattr(stream.source, "backend_reason", None):  # a video file: which decoder and why
             print(f"video: {stream.source.backend_reason}", file=sys.stderr, flush=True)
@@ -155,6 +187,6 @@ def run(args) -> int:
         return EXIT_SIGTERM
     if end in ("eof", "frame_limit", "duration", "stopped"):
         return 0
-    print(f"edgeflow run: warning: the stream ended early: {end}{': ' + report.end['detail'] if report.end.get('detail') else ''}",
-          file=sys.stderr)
+    detail = f": {redact(report.end['detail'])}" if report.end.get("detail") else ""
+    print(f"edgeflow run: warning: the stream ended early: {end}{detail}", file=sys.stderr)
     return EXIT_SOURCE_FAILED

@@ -18,7 +18,7 @@ import importlib
 
 from edgeflow.errors import SourceError, SourceTimeout
 from edgeflow.sources.base import Frame, Source
-from edgeflow.sources.uri import ParsedURI, coerce_options, parse_uri
+from edgeflow.sources.uri import ParsedURI, coerce_options, parse_uri, redact
 
 __all__ = ["Frame", "Source", "SourceError", "SourceTimeout", "open_source", "create_source", "parse_uri"]
 
@@ -42,7 +42,7 @@ def create_source(uri, **options) -> Source:
     module_name, class_name = _IMPLEMENTATIONS[parsed.kind]
     cls = getattr(importlib.import_module(module_name), class_name)
     merged = {**parsed.options, **options}
-    text = str(uri)
+    text = redact(str(uri))  # what the source calls itself in messages, reports and logs; it opens parsed.location
     return cls(parsed.location, uri=text, **coerce_options(text, merged, cls.OPTIONS))
 
 

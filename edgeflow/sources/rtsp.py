@@ -85,7 +85,7 @@ class RTSPSource(LiveSource):
             except SourceError:
                 raise
             except Exception as exc:  # noqa: BLE001 - network/FFmpeg errors become one line
-                detail = " ".join(str(exc).replace(self._url, self.uri).split())[:160]
+                detail = " ".join(redact(str(exc).replace(self._url, self.uri)).split())[:160]
                 raise SourceError(f"cannot open {self.uri}: {detail}") from None
             self.fps = handle.fps
             return handle

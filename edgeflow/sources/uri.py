@@ -20,6 +20,7 @@ URI                                    kind       location
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 from typing import Any, Callable, Mapping, NamedTuple
@@ -85,7 +86,7 @@ def parse_uri(uri) -> ParsedURI:
         return ParsedURI("v4l2", f"/dev/video{_camera_number(text, location)}", options)
     if scheme in ("csi", "picamera2"):
         return ParsedURI(scheme, _camera_number(text, location), options)
-    raise SourceError(f"unknown source scheme '{scheme}://' in {text!r}; supported: {supported_text()}")
+    raise SourceError(f"unknown source scheme '{scheme}://' in {redact(text)!r}; supported: {supported_text()}")
 
 
 def _camera_number(uri: str, location: str) -> int:
@@ -152,6 +153,45 @@ def coerce_options(uri: str, options: Mapping[str, Any], spec: Mapping[str, type
     return out
 
 
-def redact(url: str) -> str:
-    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x``: URIs end up in logs and reports."""
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^/@:]*):[^/@]*@", r"\1:***@", url)
+#: ``scheme://userinfo@``: up to the last ``@`` before the path (where ffmpeg and GStreamer split
+#: it too), so a password with an unescaped ``@`` is masked whole.
+_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/?#'\"<>]*)@")
+#: Query parameters that carry secrets in camera and streaming URLs.
+_SECRET_PARAM = re.compile(
+    r"(?P<key>[?&;](?:password|passwd|pass|pwd|secret|token|access_token|auth|api_?key|key|sig|signature|credentials?)=)"
+    r"(?P<value>[^&#\s'\"]*)", re.IGNORECASE)
+
+
+def _mask_userinfo(match: re.Match) -> str:
+    user, colon, _secret = match.group("userinfo").partition(":")
+    return f"{match.group('scheme')}{user}:***@" if colon else f"{match.group('scheme')}***@"
+
+
+class RedactingFilter(logging.Filter):
+    """Masks credentials in log records (attached to the ``edgeflow.sources`` logger: a library
+    error quoted in a reconnect warning may carry the full camera URL)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        masked = redact(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
+def redact(text) -> str:
+    """Mask credentials in every URI inside ``text``: ``rtsp://user:secret@host/x`` ->
+    ``rtsp://user:***@host/x``, ``rtsp://token@host`` -> ``rtsp://***@host``, and the values of
+    ``password=`` / ``token=`` / ``key=``-style query parameters. Works on a bare URI and on a
+    message that quotes one (library errors do). The one helper for every place a URI is stored
+    or shown: ``Source.uri``, reports, JSON lines, logs, the console, the metrics endpoint."""
+    if text is None:
+        return None
+    text = str(text)
+    if "://" not in text and "=" not in text:
+        return text
+    text = _USERINFO.sub(_mask_userinfo, text)
+    return _SECRET_PARAM.sub(lambda m: f"{m.group('key')}***", text)
+
+
+logging.getLogger("edgeflow.sources").addFilter(RedactingFilter())

@@ -449,6 +449,7 @@ class Stream:
 
     def _meta(self) -> dict:
         from edgeflow import __version__
+        from edgeflow.sources.uri import redact
 
         model, source = self.model, self.source
         return {
@@ -458,7 +459,8 @@ class Stream:
             "artifact": str(getattr(getattr(model, "artifact", None), "root", "")) or None,
             "backend": getattr(getattr(model, "runner", None), "backend", None),
             "cached": self.cached,
-            "source": getattr(source, "uri", None) if source is not None else str(self._source_arg),
+            # Credentials masked: this goes to the report, the sinks and the metrics/live pages.
+            "source": redact(getattr(source, "uri", None) if source is not None else self._source_arg),
             "live": bool(getattr(source, "is_live", False)),
             "source_fps": getattr(source, "fps", None),
             "drop_policy": self.drop_policy,
