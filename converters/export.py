@@ -1,11 +1,15 @@
 """PyTorch -> ONNX export with the correlation op kept as one ``edgeflow::Correlation`` node.
 
-Two exporters exist in torch. The TorchScript one (default here) honours our op's ``symbolic`` and
-emits the custom node; :func:`attach_correlation_functions` then adds a standard-op function body.
-The dynamo exporter traces *through* the Python op instead; it has been seen dropping custom
-correlation ops outright. So every export is checked: the number of Correlation nodes must equal
-the number of correlation calls made by the model, and :mod:`converters.validate` compares the
-exported graph with PyTorch numerically before an artifact is ever marked valid.
+The op is a ``torch.library`` custom op (``torch.ops.edgeflow.correlation``), so both of torch's
+exporters emit one custom node per call: the TorchScript exporter through a registered symbolic,
+the dynamo exporter through ``torch.onnx.ops.symbolic`` (eager models) or the custom translation
+of :mod:`converters.ops.dynamo` (programs that already hold the op: ``.pt2``, traces).
+:func:`attach_correlation_functions` then adds a standard-op function body. Exporters have been
+seen dropping or decomposing custom ops, and third-party correlation layers the recognizers
+(:mod:`converters.recognize`) missed decompose too; so every export is checked: the number of
+Correlation nodes must equal the number of correlation calls made by the model, and
+:mod:`converters.validate` compares the exported graph with PyTorch numerically before an
+artifact is ever marked valid.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from edgeflow.errors import EdgeflowError, first_line
 
 DEFAULT_OPSET = 17
 EXPORTERS = ("torchscript", "dynamo")
+#: torch 2.13's dynamo exporter writes opset 18..25 only.
+DYNAMO_MIN_OPSET = 18
 
 
 @dataclass
@@ -120,6 +126,29 @@ def _quiet_export(*args, **kwargs):
             logging.disable(logging.NOTSET)
 
 
+class _ModeFrozen(torch.nn.Module):
+    """Wraps a module whose ``.train()``/``.eval()`` raise (``torch.export``'s ``program.module()``):
+    the exporters switch modes, this wrapper's switch does not recurse into the program."""
+
+    def __init__(self, inner: torch.nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def train(self, mode: bool = True):
+        self.training = False
+        return self
+
+    def forward(self, *args):
+        return self.inner(*args)
+
+
+def _eval_mode(module: torch.nn.Module) -> torch.nn.Module:
+    try:
+        return module.eval()
+    except NotImplementedError:  # "Calling eval() is not supported yet."
+        return _ModeFrozen(module)
+
+
 def export_onnx(
     module: torch.nn.Module,
     example_inputs: tuple[torch.Tensor, ...],
@@ -141,7 +170,7 @@ def export_onnx(
         raise EdgeflowError(f"unknown exporter {exporter!r}; use one of {', '.join(EXPORTERS)}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    module = module.eval()
+    module = _eval_mode(module)
     if expected_correlations is None:
         expected_correlations = count_correlation_calls(module, example_inputs)
     with torch.no_grad():
@@ -162,9 +191,13 @@ def export_onnx(
                 autograd_inlining=False,
             )
         else:
+            from converters.ops.dynamo import custom_translation_table
+
+            opset = max(opset, DYNAMO_MIN_OPSET)
             program = _quiet_export(
                 module, example_inputs, dynamo=True, opset_version=opset, input_names=input_names,
                 output_names=output_names, dynamic_axes=dynamic_axes, external_data=False,
+                custom_translation_table=custom_translation_table(),
             )
             program.save(str(path))
     model = onnx.load(str(path))

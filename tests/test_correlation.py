@@ -154,7 +154,8 @@ def test_function_attached_once_per_attribute_set(tmp_path):
     del net
 
 
-def test_dynamo_exporter_refused_when_it_drops_the_op(tmp_path):
+def test_export_refused_when_the_graph_lacks_correlation_nodes(tmp_path):
+    """The guard: a graph with fewer Correlation nodes than correlation calls is never written as valid."""
     x, y = _inputs((1, 3, 16, 16))
     with pytest.raises(EdgeflowError, match="dropped or decomposed"):
-        export_onnx(Correlation(2), (x, y), tmp_path / "d.onnx", ["a", "b"], ["o"], exporter="dynamo")
+        export_onnx(Correlation(2), (x, y), tmp_path / "d.onnx", ["a", "b"], ["o"], exporter="dynamo", expected_correlations=2)

@@ -4,15 +4,19 @@ Eager: one vectorized multiply-reduce per displacement over the whole image (nev
 pixels). Autograd comes for free because only differentiable torch ops are used. fp16 inputs are
 multiplied and accumulated in fp32 and the result is cast back, matching the CUDA kernel.
 
-Export: while ``torch.onnx.export`` (TorchScript exporter) runs, the op is routed through an
-``autograd.Function`` whose ``symbolic`` emits ONE node ``edgeflow::Correlation`` carrying the
-attributes; :mod:`converters.ops.onnx_function` then attaches a standard-op function body so any
-ONNX runtime can execute it.
+Export: the op is a ``torch.library`` custom op (``torch.ops.edgeflow.correlation``) with a fake
+kernel and autograd, so traces (``torch.jit.trace``, ``torch.export``) keep ONE node instead of
+its eager body. The TorchScript ONNX exporter turns that node into ``edgeflow::Correlation``
+(a registered symbolic); the dynamo exporter gets it from ``torch.onnx.ops.symbolic`` while it
+traces an eager model, and from a custom translation (:mod:`converters.ops.dynamo`) for programs
+that already contain the op. :mod:`converters.ops.onnx_function` then attaches a standard-op
+function body so any ONNX runtime can execute it.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.onnx.ops  # noqa: F401  (torch.onnx.ops.symbolic, used while the dynamo exporter runs)
 import torch.nn.functional as F
 from torch import nn
 
@@ -71,36 +75,102 @@ def _correlation_eager(f1: torch.Tensor, f2: torch.Tensor, a: CorrelationAttrs) 
     return cost.to(out_dtype)
 
 
-class _CorrelationExport(torch.autograd.Function):
-    """Only used while exporting: makes the TorchScript exporter emit one custom node."""
+# ---------------------------------------------------------------------------------------------
+# The op as a torch.library custom op: ``torch.ops.edgeflow.correlation``.
+#
+# Why a registered op and not just Python: a registered op is a single node to every tracer.
+# torch.jit.trace and torch.export record ``edgeflow::correlation`` instead of the ~400 slices
+# of its eager body, so a user's trace or .pt2 still carries the correlation; the TorchScript
+# ONNX exporter maps that node to ``edgeflow::Correlation`` (register_custom_op_symbolic) and
+# the dynamo exporter through a custom translation (converters.ops.dynamo) or, for a plain
+# ``torch.onnx.export(model, args, f)``, through ``torch.onnx.ops.symbolic`` below.
+# ---------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def forward(ctx, f1, f2, max_displacement, kernel_size, stride1, stride2, pad_size, normalize):
-        attrs = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, bool(normalize))
-        return _correlation_eager(f1, f2, attrs)
 
-    @staticmethod
-    def symbolic(g, f1, f2, max_displacement, kernel_size, stride1, stride2, pad_size, normalize):
-        out = g.op(
-            f"{ONNX_DOMAIN}::{ONNX_OP}",
-            f1,
-            f2,
-            max_displacement_i=max_displacement,
-            kernel_size_i=kernel_size,
-            stride1_i=stride1,
-            stride2_i=stride2,
-            pad_size_i=pad_size,
-            normalize_i=int(normalize),
-        )
-        # Shape for the exporter's inference pass: channels are static, H'/W' follow the input.
-        attrs = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, bool(normalize))
-        sizes = f1.type().varyingSizes() if f1.type().kind() == "TensorType" else None
-        if sizes:
-            spatial = [None, None]
-            if sizes[2] is not None and sizes[3] is not None:
-                spatial = list(attrs.out_size(sizes[2], sizes[3]))
-            out.setType(f1.type().with_sizes([sizes[0], attrs.out_channels, *spatial]))
-        return out
+@torch.library.custom_op("edgeflow::correlation", mutates_args=())
+def _correlation_op(
+    f1: torch.Tensor,
+    f2: torch.Tensor,
+    max_displacement: int,
+    kernel_size: int,
+    stride1: int,
+    stride2: int,
+    pad_size: int,
+    normalize: bool,
+) -> torch.Tensor:
+    for counter in _call_counters:  # counted here so traced / exported programs are counted too
+        counter[0] += 1
+    attrs = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, normalize)
+    return _correlation_eager(f1, f2, attrs)
+
+
+def _out_len(n, attrs: CorrelationAttrs):
+    """Output length along one axis; integer-only so symbolic sizes (torch.export) work."""
+    span = n + 2 * attrs.pad_size - 2 * attrs.border
+    return (span + attrs.stride1 - 1) // attrs.stride1
+
+
+@_correlation_op.register_fake
+def _correlation_fake(f1, f2, max_displacement, kernel_size, stride1, stride2, pad_size, normalize):
+    attrs = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, normalize)
+    torch._check(f1.dim() == 4 and f1.shape == f2.shape, lambda: "correlation: inputs must be two (B, C, H, W) tensors of one shape")
+    return f1.new_empty((f1.shape[0], attrs.out_channels, _out_len(f1.shape[2], attrs), _out_len(f1.shape[3], attrs)))
+
+
+def _setup_context(ctx, inputs, output):
+    f1, f2, *attrs = inputs
+    ctx.save_for_backward(f1, f2)
+    ctx.attrs = CorrelationAttrs(*attrs)
+
+
+def _backward(ctx, grad):
+    """Gradients by re-running the differentiable eager body: the op stays trainable."""
+    f1, f2 = ctx.saved_tensors
+    with torch.enable_grad():
+        a = f1.detach().requires_grad_(ctx.needs_input_grad[0])
+        b = f2.detach().requires_grad_(ctx.needs_input_grad[1])
+        out = _correlation_eager(a, b, ctx.attrs)
+        wanted = [t for t in (a, b) if t.requires_grad]
+        grads = iter(torch.autograd.grad(out, wanted, grad) if wanted else ())
+    g1 = next(grads) if ctx.needs_input_grad[0] else None
+    g2 = next(grads) if ctx.needs_input_grad[1] else None
+    return g1, g2, None, None, None, None, None, None
+
+
+_correlation_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _torchscript_symbolic(g, f1, f2, max_displacement, kernel_size, stride1, stride2, pad_size, normalize):
+    """TorchScript exporter: ``edgeflow::correlation`` -> one ``edgeflow::Correlation`` node."""
+    from torch.onnx import symbolic_helper as sh
+
+    values = [sh._get_const(v, "i", name) for v, name in zip(
+        (max_displacement, kernel_size, stride1, stride2, pad_size), ("max_displacement", "kernel_size", "stride1", "stride2", "pad_size"))]
+    attrs = CorrelationAttrs(*values, bool(sh._get_const(normalize, "b", "normalize")))
+    out = g.op(f"{ONNX_DOMAIN}::{ONNX_OP}", f1, f2, **{f"{k}_i": v for k, v in attrs.as_onnx_attributes().items()})
+    # Shape for the exporter's inference pass: channels are static, H'/W' follow the input.
+    sizes = f1.type().varyingSizes() if f1.type().kind() == "TensorType" else None
+    if sizes:
+        spatial = [None, None]
+        if sizes[2] is not None and sizes[3] is not None:
+            spatial = list(attrs.out_size(sizes[2], sizes[3]))
+        out.setType(f1.type().with_sizes([sizes[0], attrs.out_channels, *spatial]))
+    return out
+
+
+for _opset in range(9, 25):
+    torch.onnx.register_custom_op_symbolic("edgeflow::correlation", _torchscript_symbolic, _opset)
+
+
+def _dynamo_exporting() -> bool:
+    """True while ``torch.onnx.export(..., dynamo=True)`` traces (not the TorchScript exporter)."""
+    if not torch.onnx.is_in_onnx_export():
+        return False
+    try:
+        from torch.onnx._internal.exporter import _flags
+    except ImportError:  # a torch without the dynamo exporter
+        return False
+    return bool(getattr(_flags, "_is_onnx_exporting", False))
 
 
 def correlation(
@@ -117,14 +187,16 @@ def correlation(
 
     See docs/correlation.md for the exact definition (FlowNet2 / PWC-Net semantics).
     """
-    attrs = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, normalize)
-    for counter in _call_counters:
-        counter[0] += 1
-    if torch.onnx.is_in_onnx_export():
-        return _CorrelationExport.apply(
-            f1, f2, attrs.max_displacement, attrs.kernel_size, attrs.stride1, attrs.stride2, attrs.pad_size, int(attrs.normalize)
-        )
-    return _correlation_eager(f1, f2, attrs)
+    a = CorrelationAttrs(max_displacement, kernel_size, stride1, stride2, pad_size, normalize)
+    if _dynamo_exporting():
+        # torch.onnx.export(..., dynamo=True) of an eager model: emit the ONNX node directly, so
+        # a user's plain export needs no translation table.
+        for counter in _call_counters:
+            counter[0] += 1
+        shape = (f1.shape[0], a.out_channels, _out_len(f1.shape[2], a), _out_len(f1.shape[3], a))
+        return torch.onnx.ops.symbolic(f"{ONNX_DOMAIN}::{ONNX_OP}", (f1, f2), a.as_onnx_attributes(), dtype=f1.dtype,
+                                       shape=shape, version=ONNX_DOMAIN_VERSION)
+    return torch.ops.edgeflow.correlation(f1, f2, a.max_displacement, a.kernel_size, a.stride1, a.stride2, a.pad_size, bool(a.normalize))
 
 
 class Correlation(nn.Module):

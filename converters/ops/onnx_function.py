@@ -56,7 +56,8 @@ class _Body:
         return out
 
     def reduce(self, op_type: str, x: str, axes: list[int], keepdims: int) -> str:
-        if self.opset >= 18:
+        # ReduceSum takes axes as an input from opset 13, the other Reduce* ops from opset 18.
+        if self.opset >= (13 if op_type == "ReduceSum" else 18):
             return self.op(op_type, [x, self.const(axes, "axes")], keepdims=keepdims)
         return self.op(op_type, [x], axes=axes, keepdims=keepdims)
 
