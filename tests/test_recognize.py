@@ -1,0 +1,150 @@
+"""Recognizers: each third-party correlation API in a small random model is swapped for edgeflow's
+op, verified layer by layer, exported with one Correlation node per call, and the ONNX graph
+matches the ORIGINAL model. Stand-ins for uninstallable packages: tests/byo_layers.py."""
+
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from converters.export import export_onnx
+from converters.recognize import declare, parse_declaration, recognize
+from edgeflow.errors import EdgeflowError
+import byo_layers as L
+
+H, W = 24, 32
+
+
+def _frames(seed=0, h=H, w=W):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 3, h, w, generator=g) * 255, torch.rand(1, 3, h, w, generator=g) * 255
+
+
+def _onnx_run(path, a, b):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {"a": a.numpy(), "b": b.numpy()})[0]
+
+
+CASES = {
+    # name: (layer, output channels, lite stride, expected api, expected attrs subset)
+    "sampler": (lambda: L.SpatialCorrelationSampler(1, 9, 1, 0, 1), 81, None, "spatial-correlation-sampler", {"max_displacement": 4, "normalize": 0}),
+    "sampler-dilated": (lambda: L.SpatialCorrelationSampler(1, 7, 1, 0, 1, dilation_patch=2), 49, None, "spatial-correlation-sampler", {"max_displacement": 6, "stride2": 2}),
+    "sampler-kernel-stride-pad": (lambda: L.SpatialCorrelationSampler(3, 5, 2, 1), 25, None, "spatial-correlation-sampler", {"kernel_size": 3, "stride1": 2, "pad_size": 3}),
+    "ptlflow-iter": (lambda: L.IterSpatialCorrelationSampler(1, 9, 1, 0), 81, None, "PTLFlow IterSpatialCorrelationSampler", {"max_displacement": 4}),
+    "localcorr": (lambda: L.TritonSpatialCorrelationSampler(1, 9, 1, 0, 1, 1), 81, None, "localcorr", {"max_displacement": 4}),
+    "mmcv": (lambda: L.Correlation(max_displacement=3, dilation_patch=2), 49, None, "mmcv Correlation", {"max_displacement": 6, "stride2": 2}),
+    "flownet2": (lambda: L.FlowNet2Correlation(pad_size=6, kernel_size=1, max_displacement=6, stride1=1, stride2=2), 49, None, "flownet2 Correlation", {"max_displacement": 6, "normalize": 1}),
+    "flownet2-kernel3": (lambda: L.FlowNet2Correlation(pad_size=3, kernel_size=3, max_displacement=2, stride1=2, stride2=1), 25, None, "flownet2 Correlation", {"kernel_size": 3, "stride1": 2}),
+    "cupy-pwc": (lambda: L.ModuleCorrelation(), 81, None, "cupy ModuleCorrelation (PWC-Net)", {"max_displacement": 4}),
+    "cupy-liteflownet": (lambda: L.LiteModuleCorrelation(), 49, 2, "cupy ModuleCorrelation (LiteFlowNet)", {"max_displacement": 6, "stride1": 2}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_api_is_swapped_verified_and_exported(tmp_path, case):
+    make, channels, stride, api, attrs = CASES[case]
+    torch.manual_seed(0)
+    model = L.TinyFlow(make(), channels, stride).eval()
+    a, b = _frames()
+    rec = recognize(model, (a, b))
+    assert [layer.status for layer in rec.layers] == ["replaced"], rec.lines()
+    layer = rec.layers[0]
+    assert layer.api == api and layer.calls == 1 and layer.max_abs < 1e-3
+    assert attrs.items() <= layer.attrs.as_onnx_attributes().items()
+    assert "replaced corr" in rec.lines()[0]
+    assert type(model.corr).__module__ == L.__name__, "the user's model is never modified"
+    result = export_onnx(rec.module, (a, b), tmp_path / "m.onnx", ["a", "b"], ["flow"],
+                         {"a": {2: "h", 3: "w"}, "b": {2: "h", 3: "w"}})
+    assert result.correlation_nodes == 1
+    # The graph against the ORIGINAL model, at the export size and at a second one.
+    for h, w in ((H, W), (40, 56)):
+        x, y = _frames(1, h, w)
+        with torch.no_grad():
+            want = model(x, y).numpy()
+        np.testing.assert_allclose(_onnx_run(tmp_path / "m.onnx", x, y), want, rtol=1e-4, atol=1e-4)
+
+
+def test_functional_forms_are_patched_only_in_the_copy(tmp_path):
+    model = L.FunctionalSampler().eval()
+    a, b = _frames()
+    rec = recognize(model, (a, b))
+    assert sorted(layer.path.rsplit(".", 1)[1] for layer in rec.replaced) == ["FunctionCorrelation", "spatial_correlation_sample"]
+    assert L.spatial_correlation_sample.__module__ == L.__name__ and not hasattr(L.spatial_correlation_sample, "_edgeflow")
+    result = export_onnx(rec.module, (a, b), tmp_path / "f.onnx", ["a", "b"], ["flow"])
+    assert result.correlation_nodes == 2
+    with torch.no_grad():
+        want = model(a, b).numpy()
+    np.testing.assert_allclose(_onnx_run(tmp_path / "f.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+
+
+def test_original_that_cannot_run_here_is_swapped_unverified():
+    L.CudaOnly.enabled = True
+    try:
+        model = L.TinyFlow(L.ModuleCorrelation(), 81).eval()
+        rec = recognize(model, _frames())
+    finally:
+        L.CudaOnly.enabled = False
+    (layer,) = rec.layers
+    assert layer.status == "unverified" and "could not run here" in layer.line()
+    with torch.no_grad():
+        out = rec.module(*_frames())
+    assert out.shape == (1, 2, H, W)
+
+
+def test_unsupported_parameters_keep_the_layer_with_the_reason():
+    model = L.TinyFlow(L.SpatialCorrelationSampler(1, 4, 1, 0), 16).eval()  # even patch
+    rec = recognize(model, _frames())
+    (layer,) = rec.layers
+    assert layer.status == "skipped" and "patch_size=4" in layer.line()
+    assert rec.module is model
+
+
+def test_wrong_mapping_is_caught_by_the_numeric_check(monkeypatch):
+    """If a mapping were wrong, the layer-by-layer check refuses the swap instead of exporting it."""
+    from converters.recognize import apis
+
+    real = apis.sampler_attrs
+    monkeypatch.setattr(apis, "sampler_module", lambda obj, api: apis.Mapping(api, real(1, 9, 1, 0, 1, 2), True))
+    model = L.TinyFlow(L.SpatialCorrelationSampler(1, 9, 1, 0), 81).eval()
+    rec = recognize(model, _frames())
+    (layer,) = rec.layers
+    assert layer.status == "skipped" and "differs from the original" in layer.reason
+
+
+def test_escape_hatch_declares_a_hand_written_layer(tmp_path):
+    model = L.HandWrittenFlow().eval()
+    a, b = _frames()
+    rec = declare(model, "matcher", (a, b), max_displacement=3)
+    assert rec.layers[0].status == "replaced" and rec.layers[0].api == "declared"
+    assert export_onnx(rec.module, (a, b), tmp_path / "h.onnx", ["a", "b"], ["flow"]).correlation_nodes == 1
+    with torch.no_grad():
+        want = model(a, b).numpy()
+    np.testing.assert_allclose(_onnx_run(tmp_path / "h.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+
+
+def test_escape_hatch_refuses_wrong_attributes_and_paths():
+    model = L.HandWrittenFlow().eval()
+    with pytest.raises(EdgeflowError, match="differs from the original"):
+        declare(model, "matcher", _frames(), max_displacement=3, normalize=False)
+    with pytest.raises(EdgeflowError, match="no module at that path"):
+        declare(model, "decoder.matcher", _frames(), max_displacement=3)
+
+
+def test_parse_declaration():
+    assert parse_declaration("dec.corr:max_displacement=4,stride2=2,normalize=0,output=5d") == (
+        "dec.corr", {"max_displacement": 4, "stride2": 2, "normalize": False, "output": "5d"})
+    for bad in ("dec.corr", "dec.corr:stride2=2", "dec.corr:max_displacement=x", "dec.corr:md=4"):
+        with pytest.raises(EdgeflowError):
+            parse_declaration(bad)
+
+
+def test_trace_of_a_third_party_layer_warns_that_it_lost_the_correlation():
+    model = L.TinyFlow(L.IterSpatialCorrelationSampler(1, 9, 1, 0), 81).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        traced = torch.jit.trace(model, _frames())
+    rec = recognize(traced, _frames())
+    assert rec.module is traced and len(rec.warnings) == 1
+    assert "trace lost the correlation" in rec.warnings[0] and "--trust-pickle" in rec.warnings[0]
