@@ -13,7 +13,7 @@ import numpy as np
 
 from edgeflow.artifact import Artifact
 from edgeflow.backends import create_runner
-from edgeflow.errors import ArtifactError, InputError
+from edgeflow.errors import ArtifactError, EdgeflowError, InputError
 from edgeflow.preprocess import Geometry, check_frame, plan_geometry
 
 DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "pwc-lite"
@@ -59,6 +59,7 @@ class FlowModel:
             self.decoder = create_runner(artifact, "decoder", split_backend, threads)
         self._geometry: Geometry | None = None
         self._decoder_plan: list | None = None  # built on the first decode()
+        self._closed = False
 
     @classmethod
     def load(cls, path=None, backend: str = "auto", threads: int | None = None, verify: bool = True, split: bool | None = None):
@@ -73,6 +74,12 @@ class FlowModel:
     def can_cache_features(self) -> bool:
         return self.encoder is not None
 
+    def _check_open(self) -> None:
+        # A closed runner may still answer (onnxruntime) or crash the process (TensorRT frees its
+        # buffers): either way the caller has a bug it should hear about in one line.
+        if self._closed:
+            raise EdgeflowError(f"this model ({self.name}) was closed; load it again with edgeflow.load(...)")
+
     def geometry(self, frame: np.ndarray) -> Geometry:
         hw = frame.shape[:2]
         if self._geometry is None or self._geometry.frame_hw != hw:
@@ -82,6 +89,7 @@ class FlowModel:
     # -- whole-pair inference ------------------------------------------------------------------------
     def infer(self, frame1: np.ndarray, frame2: np.ndarray) -> np.ndarray:
         """Two HxWx3 uint8 RGB frames -> HxWx2 float32 flow (u, v) in pixels."""
+        self._check_open()
         check_frame(frame1, "frame1")
         check_frame(frame2, "frame2")
         if frame1.shape != frame2.shape:
@@ -92,6 +100,7 @@ class FlowModel:
 
     # -- split inference (feature caching) ---------------------------------------------------------
     def encode(self, frame: np.ndarray) -> Features:
+        self._check_open()
         if self.encoder is None:
             raise ArtifactError(f"{self.artifact.root} has no encoder graph; feature caching needs `edgeflow convert` >= 0.1")
         check_frame(frame)
@@ -100,6 +109,13 @@ class FlowModel:
         return Features(out, geo)
 
     def decode(self, feats1: Features, feats2: Features) -> np.ndarray:
+        """Flow between two frames from their :meth:`encode` results (feature caching)."""
+        self._check_open()
+        if self.decoder is None:
+            raise ArtifactError(f"{self.artifact.root} has no decoder graph; feature caching needs `edgeflow convert` >= 0.1")
+        if not isinstance(feats1, Features) or not isinstance(feats2, Features):
+            raise InputError("decode() takes the Features that encode() returned for two frames, got "
+                             f"{type(feats1).__name__} and {type(feats2).__name__}")
         if feats1.geometry != feats2.geometry:
             raise InputError("the two frames' features come from frames of different sizes")
         if self._decoder_plan is None:
@@ -114,6 +130,10 @@ class FlowModel:
         return feats1.geometry.to_frame(out[self.decoder.output_names[0]])
 
     def close(self) -> None:
+        """Release the runners; later infer/encode/decode calls raise. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
         for r in (self.runner, self.encoder, self.decoder):
             if r is not None:
                 r.close()

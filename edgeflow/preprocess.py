@@ -54,16 +54,28 @@ class Geometry:
     net_hw: tuple[int, int]
     mode: str  # "pad" or "resize"
 
-    def to_network(self, frame: np.ndarray) -> np.ndarray:
-        """HxWx3 uint8 -> 1x3xH'xW' float32 (0..255)."""
+    def to_network(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """HxWx3 uint8 -> 1x3xH'xW' float32 (0..255).
+
+        ``out``: a 1x3xH'xW' float32 buffer to write into (the stream reuses buffers from frame
+        to frame); padding is written in place, edge-replicated like ``np.pad(mode="edge")``.
+        """
         h, w = self.frame_hw
+        nh, nw = self.net_hw
+        if out is None:
+            out = np.empty((1, 3, nh, nw), np.float32)
+        elif out.shape != (1, 3, nh, nw) or out.dtype != np.float32:
+            raise InputError(f"output buffer must be 1x3x{nh}x{nw} float32, got {out.shape} {out.dtype}")
+        dst = out[0]
         if self.mode == "pad":
-            nh, nw = self.net_hw
-            x = frame if (nh, nw) == (h, w) else np.pad(frame, ((0, nh - h), (0, nw - w), (0, 0)), mode="edge")
-            x = x.astype(np.float32)
+            dst[:, :h, :w] = frame.transpose(2, 0, 1)  # the uint8 -> float32 cast happens in the copy
+            if nh > h:
+                dst[:, h:, :w] = dst[:, h - 1:h, :w]
+            if nw > w:
+                dst[:, :, w:] = dst[:, :, w - 1:w]
         else:
-            x = resize_bilinear(frame, *self.net_hw)
-        return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
+            dst[...] = resize_bilinear(frame, nh, nw).transpose(2, 0, 1)
+        return out
 
     def to_frame(self, flow_nchw: np.ndarray) -> np.ndarray:
         """1x2xH'xW' network flow -> HxWx2 float32 in frame pixels."""

@@ -15,7 +15,7 @@ import pytest
 
 from edgeflow.errors import EdgeflowError, SourceError, SourceTimeout
 from edgeflow.sources import Frame, create_source, open_source, parse_uri
-from edgeflow.sources.live import LatestFrameGrabber, LiveSource
+from edgeflow.sources.live import LiveSource
 from edgeflow.sources.uri import redact
 
 av = pytest.importorskip("av")
@@ -344,44 +344,6 @@ class FakeDevice:
         self.closes += 1
 
 
-def test_grabber_keeps_only_newest_and_counts_drops():
-    baseline = threading.active_count()
-    dev = FakeDevice(period=0.001)
-    grabber = LatestFrameGrabber(dev.open, dev.read, dev.close).start()
-    got = []
-    for _ in range(8):
-        time.sleep(0.02)  # slow consumer
-        got.append(grabber.get(timeout=2))
-    grabber.close()
-    seq = [int(round(c.sensor_ts * 1000)) for c in got]
-    assert all(b > a for a, b in zip(seq, seq[1:]))
-    # newest-only: the gap between delivered frames is exactly what was dropped in between
-    for prev, cur, c in zip(seq, seq[1:], got[1:]):
-        assert cur - prev == c.dropped_before + 1
-    assert sum(c.dropped_before for c in got) > 0
-    assert grabber.frames_dropped >= sum(c.dropped_before for c in got)
-    assert grabber.frames_captured >= seq[-1]
-    assert dev.closes == dev.opens == 1
-    assert threading.active_count() == baseline
-
-
-def test_grabber_reconnects_with_backoff():
-    dev = FakeDevice(fail_reads_after=5, failing_opens=3)
-    grabber = LatestFrameGrabber(dev.open, dev.read, dev.close, backoff_initial=0.02, backoff_max=0.05,
-                                 max_retries=10).start()
-    deadline = time.monotonic() + 5
-    while dev.n < 20 and time.monotonic() < deadline:
-        grabber.get(timeout=2)
-    grabber.close()
-    assert dev.n >= 20, "frames did not resume after the disconnect"
-    assert grabber.disconnects == 1 and grabber.reconnects == 1
-    assert "device vanished" in grabber.last_error or "unplugged" in grabber.last_error
-    gaps = np.diff(dev.open_times[1:])  # waits between reconnect attempts: 0.04, 0.05 (capped), 0.05
-    assert len(dev.open_times) == 5
-    assert gaps[0] >= 0.035 and gaps[1] >= 0.045 and gaps[2] >= 0.045
-    assert dev.closes == dev.opens == 2
-
-
 class FakeCamera(LiveSource):
     """A LiveSource over FakeDevice: exercises the same seam the camera modules use."""
 
@@ -401,6 +363,63 @@ class FakeCamera(LiveSource):
         self.device.close(handle)
 
 
+def test_live_source_has_no_thread_of_its_own():
+    """One capture layer: the live source reads the device in the caller's thread (the stream's
+    capture thread), so it delivers every frame the device hands over, in order, and drops none."""
+    baseline = threading.active_count()
+    dev = FakeDevice()
+    src = FakeCamera(dev).open()
+    assert threading.active_count() == baseline
+    frames = [src.read(timeout=2) for _ in range(8)]
+    assert threading.active_count() == baseline
+    assert [int(round(f.sensor_ts * 1000)) for f in frames] == list(range(1, 9))
+    assert all(f.dropped_before == 0 for f in frames) and src.frames_dropped == 0
+    src.close()
+    assert dev.closes == dev.opens == 1
+
+
+def test_live_source_reconnects_with_backoff():
+    dev = FakeDevice(fail_reads_after=5, failing_opens=3)
+    src = FakeCamera(dev, backoff_initial=0.02, backoff_max=0.05, max_retries=10).open()
+    deadline = time.monotonic() + 5
+    while dev.n < 20 and time.monotonic() < deadline:
+        src.read(timeout=2)
+    src.close()
+    assert dev.n >= 20, "frames did not resume after the disconnect"
+    assert src.disconnects == 1 and src.reconnects == 1
+    assert "device vanished" in src.last_error or "unplugged" in src.last_error
+    gaps = np.diff(dev.open_times[1:])  # waits between reconnect attempts: 0.04, 0.05 (capped), 0.05
+    assert len(dev.open_times) == 5
+    assert gaps[0] >= 0.035 and gaps[1] >= 0.045 and gaps[2] >= 0.045
+    assert dev.closes == dev.opens == 2
+
+
+def test_live_source_bad_frame_is_delivered_as_invalid_not_an_end():
+    class Glitchy(FakeDevice):
+        def read(self, handle):
+            raw, ts = super().read(handle)
+            return (np.zeros((4, 4), np.float32), ts) if self.n == 2 else (raw, ts)
+
+    src = FakeCamera(Glitchy()).open()
+    frames = [src.read(timeout=2) for _ in range(3)]
+    src.close()
+    assert frames[1].image is None and "dtype" in frames[1].extras["invalid"]
+    assert frames[0].image.shape == frames[2].image.shape == (4, 4, 3)
+
+
+def test_iterable_source_passes_bad_items_on_for_the_stream_to_drop():
+    from edgeflow.sources import IterableSource
+
+    good = np.zeros((16, 16, 3), np.uint8)
+    grey = np.zeros((16, 16), np.uint8)
+    with IterableSource([good, None, np.zeros((16, 16, 3), np.float32), grey]) as src:
+        frames = list(src)
+    assert [f.index for f in frames] == [0, 1, 2, 3]
+    assert frames[0].image.shape == frames[3].image.shape == (16, 16, 3)  # grey made RGB
+    assert frames[2].image.dtype == np.float32  # passed on unchanged: the stream drops it
+    assert src.end_reason == "eof"
+
+
 def test_live_source_gives_up_after_max_retries_without_leaks():
     baseline = threading.active_count()
     dev = FakeDevice(fail_reads_after=3, failing_opens=1000)
@@ -417,24 +436,47 @@ def test_live_source_gives_up_after_max_retries_without_leaks():
 
 def test_live_source_timeout_and_close_from_other_thread():
     baseline = threading.active_count()
-    src = FakeCamera(FakeDevice(period=0.6)).open()
-    with pytest.raises(SourceTimeout):
+    dev = FakeDevice(fail_reads_after=1, failing_opens=1000)
+    src = FakeCamera(dev, backoff_initial=5.0, backoff_max=5.0, max_retries=-1).open()
+    assert src.read(timeout=2) is not None
+    with pytest.raises(SourceTimeout):  # lost, next reconnect due in 5 s: the timeout wins
         src.read(timeout=0.05)
-    frame = src.read(timeout=2)
-    assert frame is not None and frame.index == 0
     closer = threading.Timer(0.05, src.close)
-    t0 = time.monotonic()
     closer.start()
-    assert src.read() is None  # woken by close(), not by the next frame
-    assert time.monotonic() - t0 < 0.5
+    assert src.read() is None  # woken by close() during the back-off wait
     closer.join()
     assert src.end_reason == "closed"
     assert threading.active_count() == baseline
+    assert dev.closes == dev.opens == 1
+
+
+def test_close_during_a_blocked_device_read_releases_once_in_the_reader():
+    release = threading.Event()
+
+    class Blocking(FakeDevice):
+        def read(self, handle):
+            if self.n >= 1:
+                release.wait(5)
+            return super().read(handle)
+
+    dev = Blocking()
+    src = FakeCamera(dev).open()
+    assert src.read() is not None
+    got = []
+    reader = threading.Thread(target=lambda: got.append(src.read()))
+    reader.start()
+    while not src._reading:
+        time.sleep(0.005)
+    src.close()  # the device is mid-read: it must not be released under the library's feet
+    assert dev.closes == 0
+    release.set()
+    reader.join(5)
+    assert got == [None] and dev.closes == dev.opens == 1 and src.end_reason == "closed"
 
 
 def test_live_pipeline_over_real_decoder(videos):
-    """The RTSP seam (PyAV) on a local file: no server here, but the decoder, the newest-frame
-    slot and reconnect-at-end-of-stream all run for real. The file 'disconnects' at its end."""
+    """The RTSP seam (PyAV) on a local file: no server here, but the decoder and
+    reconnect-at-end-of-stream run for real. The file 'disconnects' at its end."""
     baseline = threading.active_count()
     src = create_source("rtsp://placeholder", backoff_initial=0.01, backoff_max=0.02)
     src._url = videos["mp4"]
@@ -442,8 +484,7 @@ def test_live_pipeline_over_real_decoder(videos):
         frames = [src.read(timeout=5) for _ in range(3 * N // 2)]
     assert all(f.image.shape == (H, W, 3) and is_red(f.image[RED][4:-4, 4:-4]) for f in frames)
     assert [f.index for f in frames] == list(range(len(frames)))
-    assert src.grabber.reconnects >= 1
-    assert src.frames_dropped == src.grabber.frames_dropped
+    assert src.reconnects >= 1 and src.frames_dropped == 0
     assert threading.active_count() == baseline
 
 

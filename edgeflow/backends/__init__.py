@@ -17,11 +17,12 @@ def tensorrt_available() -> bool:
 
 
 def create_runner(artifact, role: str = "model", backend: str = "auto", threads: int | None = None,
-                  providers: list[str] | None = None) -> Runner:
+                  providers: list[str] | None = None, spinning: str | None = None) -> Runner:
     """A runner for one graph of an opened :class:`~edgeflow.artifact.Artifact`.
 
     ``auto`` picks the TensorRT engine when the artifact has one and TensorRT is importable,
-    otherwise onnxruntime on the portable ONNX graph.
+    otherwise onnxruntime on the portable ONNX graph. ``threads`` / ``spinning``: see
+    :class:`~edgeflow.backends.onnxruntime.SessionLoader` (``None``: onnxruntime's defaults).
     """
     if backend not in BACKENDS:
         raise EdgeflowError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -38,7 +39,8 @@ def create_runner(artifact, role: str = "model", backend: str = "auto", threads:
         return TensorRTRunner.from_artifact(artifact, engine_role)
     from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
 
-    return OnnxRuntimeRunner(SessionLoader(artifact.graph(role), providers=providers, threads=threads))
+    return OnnxRuntimeRunner(SessionLoader(artifact.graph(role), providers=providers, threads=threads,
+                                           spinning=spinning))
 
 
 __all__ = ["BACKENDS", "Runner", "TensorSpec", "create_runner", "tensorrt_available"]

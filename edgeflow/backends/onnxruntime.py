@@ -24,15 +24,19 @@ _ORT_TO_NUMPY = {
 class SessionLoader:
     """Builds an ``onnxruntime.InferenceSession`` with explicit threading and optimization.
 
-    ``threads`` pins intra-op threads (default: onnxruntime's choice, all cores); pinning matters on
-    a Pi where the capture thread needs a core of its own.
+    ``threads`` pins intra-op threads; ``spinning`` says whether its workers spin-wait:
+    ``"run"`` inside a run only (stopped when it returns, ``session.force_spinning_stop``),
+    ``"on"`` (onnxruntime's default: also after runs), ``"off"``. Both default to ``None``:
+    onnxruntime's own choice (all cores, spinning), which is what a bare session gets; the
+    runtime passes the :mod:`edgeflow.budget` decision instead (see docs/streaming.md).
     """
 
     def __init__(self, path: str | Path, providers: list[str] | None = None, threads: int | None = None,
-                 optimization: str = "all", profile_prefix: str | None = None):
+                 optimization: str = "all", profile_prefix: str | None = None, spinning: str | None = None):
         self.path = Path(path)
         self.providers = providers
         self.threads = threads
+        self.spinning = spinning
         self.optimization = optimization
         self.profile_prefix = profile_prefix
 
@@ -50,6 +54,11 @@ class SessionLoader:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
+        if self.spinning is not None:
+            from edgeflow.budget import session_config
+
+            for key, value in session_config(self.spinning).items():
+                opts.add_session_config_entry(key, value)
         opts.log_severity_level = 3
         if self.profile_prefix:
             opts.enable_profiling = True

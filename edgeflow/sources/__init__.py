@@ -18,9 +18,10 @@ import importlib
 
 from edgeflow.errors import SourceError, SourceTimeout
 from edgeflow.sources.base import Frame, Source
+from edgeflow.sources.iterable import IterableSource
 from edgeflow.sources.uri import ParsedURI, coerce_options, parse_uri, redact
 
-__all__ = ["Frame", "Source", "SourceError", "SourceTimeout", "open_source", "create_source", "parse_uri"]
+__all__ = ["Frame", "IterableSource", "Source", "SourceError", "SourceTimeout", "open_source", "create_source", "parse_uri"]
 
 #: kind (from parse_uri) -> (module, class). Each class has OPTIONS = {name: type} and a
 #: constructor ``Cls(location, *, uri, **options)``.

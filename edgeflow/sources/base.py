@@ -34,7 +34,7 @@ class Frame:
     has delivered (gaps are visible in ``dropped_before``, not in ``index``). ``timestamp``:
     ``time.monotonic()`` seconds at capture/decode on this host. ``sensor_ts``: the source's own
     time in seconds (sensor clock, file PTS) or ``None``. ``dropped_before``: frames the source
-    discarded since the previous delivered frame (newest-frame policy of live sources).
+    discarded since the previous delivered frame (a damaged file's lost frames, a source's own skips).
     ``extras``: per-source data, e.g. ``extras["flow"]`` = exact ``HxWx2`` ground truth from
     the previous frame to this one for ``synthetic://`` (absent on the first frame).
     """
@@ -64,7 +64,7 @@ class Source(ABC):
     ``fps``: the nominal rate when the source knows it, else ``None``.
     """
 
-    #: True for cameras and network streams (newest-frame policy, capture thread).
+    #: True for cameras and network streams (the stream then drops the oldest waiting frame, `newest`).
     is_live: bool = False
 
     def __init__(self, uri: str):

@@ -6,6 +6,10 @@ Each image is stamped with ``time.monotonic()`` when the pipeline pulls it, exac
 built-in sources stamp capture/decode time, so latency accounting is the same. Yield
 :class:`~edgeflow.sources.Frame` objects with ``timestamp`` set (``time.monotonic()`` at capture)
 to have end-to-end latency start at your own capture time instead.
+
+Items are passed on as they come: one that is not an HxWx3 uint8 image (a ``None`` from a
+flaky camera library, a float array) becomes a dropped frame (``invalid_frame``) in a stream,
+counted in the report, instead of ending it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from edgeflow.errors import SourceError
 from edgeflow.sources.base import Frame, Source, as_rgb_frame
 
 
@@ -54,8 +59,7 @@ class IterableSource(Source):
             if not item.timestamp:  # keep a capture time the caller stamped (time.monotonic())
                 item.timestamp = time.monotonic()
             return item
-        image = as_rgb_frame(np.asarray(item))
-        return Frame(image=image, index=0, timestamp=time.monotonic())
+        return Frame(image=_image(item), index=0, timestamp=time.monotonic())
 
     def _close(self) -> None:
         close = getattr(self._iter, "close", None)
@@ -65,3 +69,16 @@ class IterableSource(Source):
             except Exception:
                 pass
         self._iter = None
+
+
+def _image(item):
+    """Greyscale/RGBA normalised to RGB; anything unusable passed on for the stream to drop."""
+    if not isinstance(item, np.ndarray):
+        try:
+            item = np.asarray(item)
+        except Exception:  # noqa: BLE001 - not array-like: the stream records it as invalid
+            return item
+    try:
+        return as_rgb_frame(item)
+    except SourceError:
+        return item

@@ -1,10 +1,9 @@
 """Network streams: ``rtsp://`` (and ``rtsps://``) through PyAV, OpenCV as the fallback.
 
-A thin seam over the decoder; the capture thread, newest-frame mailbox and reconnect policy come
+A thin seam over the decoder; the reconnect policy comes
 from :mod:`edgeflow.sources.live` (RTSP servers restart, Wi-Fi drops). The stream is opened with
 low-delay flags and TCP transport by default (UDP loses packets on busy Wi-Fi and shows smeared
-frames). Decoded frames stay as decoder frames until delivered, so dropped ones are never
-converted. Credentials in the URL are masked in ``uri``, logs and reports.
+frames). Credentials in the URL are masked in ``uri``, logs and reports.
 """
 
 from __future__ import annotations

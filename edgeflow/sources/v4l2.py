@@ -1,7 +1,7 @@
 """USB / V4L2 cameras: ``/dev/videoN`` or ``v4l2://N`` through OpenCV's V4L2 backend.
 
-A thin seam over ``cv2.VideoCapture(N, cv2.CAP_V4L2)``; the capture thread, newest-frame
-mailbox and reconnect policy come from :mod:`edgeflow.sources.live`. The driver queue is cut to
+A thin seam over ``cv2.VideoCapture(N, cv2.CAP_V4L2)``; the reconnect policy comes from
+:mod:`edgeflow.sources.live` (the stream's capture thread reads it). The driver queue is cut to
 one buffer (``CAP_PROP_BUFFERSIZE``) so the newest frame really is new. ``fourcc=MJPG`` asks the
 camera for MJPEG, which most USB cameras need for high resolutions at full rate.
 """

@@ -1,8 +1,12 @@
-"""The capture thread: reads the source as fast as it delivers and feeds the hand-off queue.
+"""The stream's one capture thread: read, check and prepare each frame, then hand it over.
 
-It never calls sinks or touches the model: anything it has to report (frames it could not hand
-over, why it stopped) goes into thread-safe fields the consumer reads, so all records are
-written from one thread, in order.
+Everything a frame needs before the model runs happens here, off the inference thread's critical
+path: the source's own decoding and colour conversion (inside ``source.read``), the frame check,
+and the network tensor (pad or resize, HWC uint8 -> NCHW float32) written into a buffer reused
+from frame to frame. The inference thread then only runs the model.
+
+It never calls sinks: frames it cannot use (invalid, or dropped by the hand-off's policy) are
+noted in the hand-off and written as records by the delivery side, in frame order.
 """
 
 from __future__ import annotations
@@ -10,35 +14,70 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import Optional
+from time import perf_counter
+from typing import Callable, Optional
+
+import numpy as np
 
 from edgeflow.errors import SourceError, SourceTimeout
 from edgeflow.stream.handoff import Handoff
 
-#: How long one ``source.read`` may block before the thread re-checks ``stop`` (live sources).
+#: How long one ``source.read`` may block before the thread re-checks ``stop``.
 READ_TIMEOUT_S = 0.25
 
 
-class Captured:
-    """A frame plus when it entered the hand-off queue."""
+def valid_image(image) -> bool:
+    """The runtime's frame contract: HxWx3 uint8, at least 8x8 (anything else is a dropped frame)."""
+    return (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+            and image.shape[0] >= 8 and image.shape[1] >= 8)
 
-    __slots__ = ("frame", "queued_at")
 
-    def __init__(self, frame, queued_at: float):
-        self.frame = frame
-        self.queued_at = queued_at
+class Prepared:
+    """A frame with its network tensor, ready for the model."""
+
+    __slots__ = ("frame", "tensor", "geometry", "preprocess_s")
+
+    def __init__(self, frame, tensor, geometry, preprocess_s: float):
+        self.frame, self.tensor, self.geometry, self.preprocess_s = frame, tensor, geometry, preprocess_s
+
+
+class BufferPool:
+    """Network-input buffers reused from frame to frame (no 1 MB allocation per frame).
+
+    The inference side gives a buffer back once no pair needs it any more; buffers of another
+    shape (the frame size changed) are let go. Never blocks: an empty pool allocates.
+    """
+
+    def __init__(self, keep: int = 8):
+        self.keep = keep
+        self._free: deque = deque()
+        self.allocated = 0
+
+    def take(self, shape: tuple) -> np.ndarray:
+        while self._free:
+            buf = self._free.pop()
+            if buf.shape == shape:
+                return buf
+        self.allocated += 1
+        return np.empty(shape, np.float32)
+
+    def give(self, buf) -> None:
+        if isinstance(buf, np.ndarray) and len(self._free) < self.keep:
+            self._free.append(buf)
 
 
 class CaptureThread(threading.Thread):
-    def __init__(self, source, handoff: Handoff, stop: threading.Event, *, max_frames: Optional[int] = None,
-                 deadline: Optional[float] = None):
+    """``prepare(image, out_pool) -> (tensor, geometry)`` builds the network input."""
+
+    def __init__(self, source, handoff: Handoff, stop: threading.Event, prepare: Callable, *,
+                 max_frames: Optional[int] = None, deadline: Optional[float] = None):
         super().__init__(name="edgeflow-capture", daemon=True)
         self.source = source
         self.handoff = handoff
         self.stop_event = stop
+        self.prepare = prepare
         self.max_frames = max_frames
         self.deadline = deadline
-        self.rejected: deque = deque()  # (frame, reason) the consumer turns into drop records
         self.read = 0
         self.end_reason: Optional[str] = None
         self.error: Optional[str] = None
@@ -73,6 +112,11 @@ class CaptureThread(threading.Thread):
                 self.end_reason = "eof" if reason == "eof" else reason
                 return
             self.read += 1
-            item = Captured(frame, time.monotonic())
-            for lost in self.handoff.put(item, self.stop_event):
-                self.rejected.append((lost.frame, "stopped" if lost is item else "queue_full"))
+            if not valid_image(frame.image):
+                self.handoff.note(frame, "invalid_frame")
+                continue
+            t0 = perf_counter()
+            tensor, geometry = self.prepare(frame.image)
+            item = Prepared(frame, tensor, geometry, perf_counter() - t0)
+            if not self.handoff.put(item, self.stop_event):
+                self.handoff.note(item, "stopped")

@@ -6,6 +6,8 @@ caching pay: per frame the cached path runs ``encoder(t) + decoder(t-1, t)`` ins
 whole network on two frames.
 
 Every step reports its stage times (seconds) so the stream can account for them per frame.
+Frames arrive already converted to network tensors (the capture thread does that), so a step
+is the model and nothing else.
 """
 
 from __future__ import annotations
@@ -35,9 +37,14 @@ def decoder_plan(decoder_inputs, encoder_outputs, where="the artifact") -> list:
 
 
 class PairRunner:
-    """Feed frames one at a time; get the flow from the previous frame to this one."""
+    """Feed prepared frames one at a time; get the network's flow from the previous frame to this one.
 
-    def __init__(self, model, cache_features: bool = True):
+    Runs only the model: the tensor comes ready from the capture thread, and the flow goes back
+    to frame pixels on the delivery side (:meth:`Geometry.to_frame`). ``release(buffer)`` is
+    called once a frame's input buffer is no longer needed by any pair, so it can be reused.
+    """
+
+    def __init__(self, model, cache_features: bool = True, release=None):
         self.model = model
         self.cached = bool(cache_features and model.can_cache_features)
         runner = model.runner
@@ -47,28 +54,29 @@ class PairRunner:
             self._enc_in = model.encoder.input_names[0]
             self._dec_plan = decoder_plan(model.decoder.input_names, model.encoder.output_names, model.artifact.root)
             self._dec_out = model.decoder.output_names[0]
-        self._prev = None  # tensor (uncached) or feature list (cached) of the previous frame
+        self._release = release or (lambda buf: None)
+        self._prev = None  # tensor (uncached) or feature dict (cached) of the previous frame
         self._geometry = None
 
     def reset(self) -> None:
+        if not self.cached:
+            self._release(self._prev)
         self._prev = None
         self._geometry = None
 
-    def step(self, image: np.ndarray, stages: dict) -> tuple[Optional[np.ndarray], Optional[str]]:
-        """Process one frame. Returns ``(flow, None)`` for a result, or ``(None, why)`` when the
-        frame only starts a chain (``"first_frame"``, ``"size_changed"``). Fills ``stages``."""
-        t0 = perf_counter()
-        geometry = self.model.geometry(image)
+    def step(self, x: np.ndarray, geometry, stages: dict) -> tuple[Optional[np.ndarray], Optional[str]]:
+        """Process one frame's network tensor. Returns ``(raw network flow, None)`` for a result,
+        or ``(None, why)`` when the frame only starts a chain (``"first_frame"``,
+        ``"size_changed"``). Fills ``stages`` (seconds)."""
         chain_break = None
         if self._geometry is None:
             chain_break = "first_frame"
         elif geometry != self._geometry:
             chain_break = "size_changed"
-        x = geometry.to_network(image)
         t1 = perf_counter()
-        stages["preprocess"] = t1 - t0
         if self.cached:
             feats = self.model.encoder.infer({self._enc_in: x})
+            self._release(x)  # features copied out: the input buffer is free again
             t2 = perf_counter()
             stages["encode"] = t2 - t1
             if chain_break:
@@ -81,14 +89,13 @@ class PairRunner:
             stages["decode"] = t3 - t2
             stages["inference"] = t3 - t1
             self._prev = feats
-        else:
-            if chain_break:
-                self._prev, self._geometry = x, geometry
-                return None, chain_break
-            raw = self.model.runner.infer({self._in[0]: self._prev, self._in[1]: x})[self._out]
-            t3 = perf_counter()
-            stages["inference"] = t3 - t1
-            self._prev = x
-        flow = geometry.to_frame(raw)
-        stages["postprocess"] = perf_counter() - t3
-        return flow, None
+            return raw, None
+        if chain_break:
+            self._release(self._prev)
+            self._prev, self._geometry = x, geometry
+            return None, chain_break
+        raw = self.model.runner.infer({self._in[0]: self._prev, self._in[1]: x})[self._out]
+        stages["inference"] = perf_counter() - t1
+        self._release(self._prev)
+        self._prev = x
+        return raw, None
