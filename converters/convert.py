@@ -24,7 +24,7 @@ from converters.progress import Steps
 from converters.quantize.pipeline import QuantizeRequest, quantize_stage
 from converters.validate import ParityResult, check_parity, real_frame_pairs
 from converters.variants import Variant, measure_variants
-from edgeflow.artifact import ArtifactWriter
+from edgeflow.artifact import ArtifactWriter, check_output_dir
 from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
 from edgeflow.errors import EdgeflowError
 
@@ -64,6 +64,7 @@ class ConvertOptions:
     prune: float | None = None
     finetune_steps: int = 0
     latency_threads: int | None = None
+    force: bool = False  # replace --out even when it is not empty and not a previous artifact (edgeflow.artifact)
 
     @property
     def precision(self) -> str:
@@ -286,12 +287,13 @@ class ConvertJob:
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
         name = loaded.name or loaded.arch or Path(str(opts.model)).stem
         out = Path(opts.out) if opts.out else Path(f"{name}-{opts.precision}")
+        check_output_dir(out, opts.force)  # before minutes of work, not after: never delete what we did not write
         unpruned, pruning = None, None
         if opts.prune:
             with steps.step(f"Pruning {opts.prune:.0%} of the channels" + (f", distilling {opts.finetune_steps} steps" if opts.finetune_steps else "")):
                 unpruned, module, pruning = prune_stage(module, opts)
                 steps.note(f"{pruning['params_before'] / 1e6:.2f} -> {pruning['params_after'] / 1e6:.2f} M params")
-        with ArtifactWriter(out) as writer:
+        with ArtifactWriter(out, force=opts.force) as writer:
             with steps.step("Exporting ONNX"):
                 graphs = export_graphs(module, pad_multiple, opts, writer)
                 if opts.cpu_correlation:

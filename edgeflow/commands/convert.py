@@ -19,6 +19,11 @@ MODEL is one of:
   a pickled nn.Module     only with --trust-pickle: unpickling can run arbitrary code
   an artifact directory   with --target tensorrt: build its TensorRT engine on this device
 
+--out is written through a fresh staging folder beside it and swapped in at the end; it replaces
+only an empty folder or a previous artifact (recognized by its manifest, holding only the files
+the manifest lists). Anything else is refused before any work, saying what would be replaced;
+--force replaces it anyway (never the current folder, its parents, home or /).
+
 The exported graph is checked against PyTorch on real frames before the artifact is marked valid;
 a failed check exits non-zero and leaves the directory marked invalid (the runtime refuses it).
 
@@ -50,7 +55,11 @@ DEFAULT_FINETUNE_STEPS = 6000
 
 def add_arguments(p):
     p.add_argument("model", help="zoo name or model file, or an artifact directory with --target tensorrt (see above)")
-    p.add_argument("--out", type=Path, help="artifact directory to write (default: ./<name>-<precision>)")
+    p.add_argument("--out", type=Path, help="artifact directory to write (default: ./<name>-<precision>); an existing "
+                   "folder is replaced only when it is empty or a previous artifact")
+    p.add_argument("--force", action="store_true",
+                   help="replace --out even when it holds files that are not an edgeflow artifact (never the current "
+                        "folder, home or /)")
     p.add_argument("--height", type=int, default=240, help="frame height used for export, parity and latency (default 240)")
     p.add_argument("--width", type=int, default=320, help="frame width (default 320)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17; TensorRT 10.3 parses up to 20)")
@@ -122,7 +131,7 @@ def run(args) -> int:
         per_channel=args.per_channel, int8_scheme=None if args.int8_scheme == "auto" else args.int8_scheme,
         max_epe_increase=args.max_epe_increase, prune=args.prune,
         finetune_steps=(DEFAULT_FINETUNE_STEPS if args.finetune_steps is None else args.finetune_steps) if args.prune else 0,
-        latency_iterations=args.latency_iterations, latency_threads=args.threads,
+        latency_iterations=args.latency_iterations, latency_threads=args.threads, force=args.force,
     )
     result = ConvertJob(opts).run()
     print_conversion_report(result)
