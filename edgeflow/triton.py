@@ -20,7 +20,9 @@ directory and the README at the repository root.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -150,8 +152,9 @@ def choose_platform(artifact: Artifact, platform: str) -> str:
 
 def export_triton(artifact_dir: str | Path, repo: str | Path, name: str | None = None, max_batch: int = 0,
                   instances: int = 1, platform: str = "auto", kind: str = "gpu",
-                  plugin_library: str | Path | None = None, version: int = 1) -> TritonExport:
-    """Write ``<repo>/<name>/`` for the artifact (replacing an earlier export of the same name)."""
+                  plugin_library: str | Path | None = None, version: int = 1, force: bool = False) -> TritonExport:
+    """Write ``<repo>/<name>/`` for the artifact, replacing only an earlier export of the same name
+    (anything else needs ``force``); written in a staging folder and renamed into place."""
     artifact = Artifact.open(artifact_dir)
     which = choose_platform(artifact, platform)
     name = name or artifact.name
@@ -180,24 +183,108 @@ def export_triton(artifact_dir: str | Path, repo: str | Path, name: str | None =
 
     repo = Path(repo)
     model_dir = repo / name
-    if model_dir.exists():
-        shutil.rmtree(model_dir)
-    (model_dir / str(version)).mkdir(parents=True)
+    readme = repo / "README.txt"
+    _check_replaceable(model_dir, readme, force)  # before copying anything
+    repo.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=repo))
+    try:
+        (staging / str(version)).mkdir()
+        shutil.copy2(source, staging / str(version) / filename)
+        if plugin is not None:
+            shutil.copy2(plugin, staging / plugin.name)
+        comment = (f"edgeflow export triton {artifact.root.name}: {artifact.name}, {artifact.precision}"
+                   + (f", TensorRT {(artifact.manifest.get('tensorrt') or {}).get('version')} engine" if which == "tensorrt" else ""))
+        config = TritonModel(name, triton_platform, inputs, outputs, max_batch, instances, f"KIND_{kind.upper()}", comment)
+        (staging / "config.pbtxt").write_text(model_config(config))
+        (staging / MANIFEST_COPY).write_text(json.dumps(artifact.manifest, indent=2) + "\n")
+        os.chmod(staging, 0o755)
+        _check_replaceable(model_dir, readme, force)  # again: the folder may have changed meanwhile
+        _swap_in(staging, model_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     files = [model_dir / str(version) / filename]
-    shutil.copy2(source, files[0])
     if plugin is not None:
         files.append(model_dir / plugin.name)
-        shutil.copy2(plugin, files[-1])
-    comment = (f"edgeflow export triton {artifact.root.name}: {artifact.name}, {artifact.precision}"
-               + (f", TensorRT {(artifact.manifest.get('tensorrt') or {}).get('version')} engine" if which == "tensorrt" else ""))
-    config = TritonModel(name, triton_platform, inputs, outputs, max_batch, instances, f"KIND_{kind.upper()}", comment)
-    (model_dir / "config.pbtxt").write_text(model_config(config))
-    (model_dir / MANIFEST_COPY).write_text(json.dumps(artifact.manifest, indent=2) + "\n")
     files += [model_dir / "config.pbtxt", model_dir / MANIFEST_COPY]
-    readme = repo / "README.txt"
-    readme.write_text(repository_readme(repo))
+    _atomic_text(readme, repository_readme(repo))
     files.append(readme)
     return TritonExport(repo, model_dir, triton_platform, files, plugin, notes)
+
+
+#: First line of the README.txt we write: a README.txt without it is the user's and is kept.
+README_FIRST_LINE = "Triton model repository written by `edgeflow export triton`."
+
+
+def _export_files(model_dir: Path) -> set[str] | None:
+    """Files a previous ``edgeflow export triton`` wrote in ``model_dir`` (None: not ours)."""
+    if not (model_dir / MANIFEST_COPY).is_file() or (model_dir / MANIFEST_COPY).is_symlink():
+        return None
+    ours = set()
+    for dirpath, dirnames, filenames in os.walk(model_dir):
+        rel = Path(dirpath).relative_to(model_dir)
+        for fname in filenames:
+            path = rel / fname
+            parts = path.parts
+            if (len(parts) == 1 and (fname in ("config.pbtxt", MANIFEST_COPY) or (fname.startswith("lib") and fname.endswith(".so")))) \
+                    or (len(parts) == 2 and parts[0].isdigit() and fname in ("model.plan", "model.onnx")):
+                ours.add(str(path))
+    return ours
+
+
+def _check_replaceable(model_dir: Path, readme: Path, force: bool) -> None:
+    """Never delete what edgeflow did not write: REPO/NAME is replaced only when missing, empty or
+    an earlier export holding only the files an export writes; README.txt only when ours."""
+    problem = None
+    if model_dir.is_symlink() or (model_dir.exists() and not model_dir.is_dir()):
+        problem = f"{model_dir} exists and is not a folder"
+    elif model_dir.is_dir():
+        entries = sorted(str(Path(d, f).relative_to(model_dir)) for d, _, fs in os.walk(model_dir) for f in fs)
+        ours = _export_files(model_dir)
+        foreign = entries if ours is None else [e for e in entries if e not in ours]
+        if foreign:
+            more = f" (+{len(foreign) - 3} more)" if len(foreign) > 3 else ""
+            what = "is not an earlier edgeflow export" if ours is None else "holds files an export does not write"
+            problem = f"{model_dir} {what} ({', '.join(foreign[:3])}{more})"
+    if problem is None and readme.exists():
+        try:
+            first = readme.read_text(errors="replace").splitlines()[:1]
+        except OSError:
+            first = []
+        if first != [README_FIRST_LINE]:
+            problem = f"{readme} is not the README edgeflow writes"
+    if problem is not None and not force:
+        raise EdgeflowError(f"refusing to replace {problem}; use another --repo or --name, or pass --force to replace it")
+
+
+def _swap_in(staging: Path, model_dir: Path) -> None:
+    """Replace ``model_dir`` by ``staging`` with renames only (the old folder goes last)."""
+    old = None
+    if model_dir.exists() or model_dir.is_symlink():
+        old = Path(tempfile.mkdtemp(prefix=f".{model_dir.name}.old-", dir=model_dir.parent))
+        os.replace(model_dir, old / "old")
+    try:
+        os.replace(staging, model_dir)
+    except OSError:
+        if old is not None:
+            os.replace(old / "old", model_dir)
+        raise
+    if old is not None:
+        if (old / "old").is_symlink():
+            (old / "old").unlink()
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    """Write via an unpredictable temp name in the same folder, then rename over ``path``."""
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
 
 
 def _models(repo: Path) -> list[tuple[str, dict, Path | None]]:
@@ -223,7 +310,7 @@ def repository_readme(repo: Path) -> str:
     models = _models(repo)
     plugins = [p for _, _, p in models if p is not None]
     lines = [
-        "Triton model repository written by `edgeflow export triton`.",
+        README_FIRST_LINE,
         "",
         "Models:",
     ]

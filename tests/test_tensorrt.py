@@ -24,7 +24,7 @@ from edgeflow.artifact import Artifact
 from edgeflow.backends.cuda import GpuInfo
 from edgeflow.backends.tensorrt import check_engine_compatibility, engine_compatibility_problem
 from edgeflow.errors import ArtifactError, EdgeflowError
-from tests.fake_tensorrt import make_fake_tensorrt
+from fake_tensorrt import make_fake_tensorrt  # tests/ is on sys.path; a site-packages "tests" (opensimplex ships one) would shadow tests.
 
 
 def _tensorrt_installed() -> bool:

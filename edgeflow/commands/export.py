@@ -13,6 +13,10 @@ Write a Triton Inference Server model repository for an artifact:
   <repo>/<name>/libedgeflow_plugins.so  the Correlation plugin an engine needs
   <repo>/README.txt                     how to start tritonserver with the plugin loaded
 
+An earlier export of the same name is replaced (written beside it, then renamed into place); a
+<repo>/<name> folder holding anything else, or a README.txt edgeflow did not write, is refused
+unless --force.
+
 --platform auto uses the engine when the artifact has one. Engines only run on the TensorRT version
 and GPU model they were built on: build the engine where the server runs
 (`edgeflow convert ARTIFACT --target tensorrt`) or export the ONNX graph.
@@ -36,13 +40,16 @@ def add_arguments(p) -> None:
     p.add_argument("--instances", type=int, default=1, metavar="N", help="model instances (instance_group count)")
     p.add_argument("--kind", choices=["gpu", "cpu"], default="gpu", help="instance kind (default gpu)")
     p.add_argument("--plugin", metavar="PATH", help="plugin library to ship (default: the one edgeflow finds)")
+    p.add_argument("--force", action="store_true",
+                   help="replace <repo>/<name> (and README.txt) even when they hold files edgeflow did not write")
 
 
 def run(args) -> int:
     from edgeflow.triton import export_triton
 
     result = export_triton(args.artifact, args.repo, name=args.name, max_batch=args.max_batch, instances=args.instances,
-                           platform=args.platform, kind=args.kind, plugin_library=args.plugin)
+                           platform=args.platform, kind=args.kind, plugin_library=args.plugin,
+                           force=args.force)
     print(f"wrote {result.model_dir} ({result.platform})")
     for path in result.files:
         print(f"  {path}")
