@@ -339,6 +339,10 @@ class ConvertJob:
                         report["feature_caching"] = self._caching(writer, evaluator, pad_multiple)
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
+                if valid:  # what the frames the model was validated on look like (edgeflow.drift)
+                    from converters.reference import reference_stage
+
+                    manifest["input_reference"] = reference_stage(module, pad_multiple, opts.height, opts.width)
                 manifest["precision"] = opts.precision
                 if graphs.get("correlation_body") == "band_matmul":
                     manifest["correlation_formulation"] = "band_matmul"

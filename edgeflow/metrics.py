@@ -178,6 +178,9 @@ class LatencyReport:
     device: dict
     meta: dict = field(default_factory=dict)
     sampled: bool = False
+    #: Sections sinks add in ``close(report)`` (e.g. ``input_drift``, ``slo``): written with the
+    #: report, which the stream writes after closing the sinks.
+    extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The report as written: credentials in any URI (the source, an error quoting it) masked."""
@@ -196,6 +199,7 @@ class LatencyReport:
             "device": self.device,
             "sampled": self.sampled,
             "percentiles": PERCENTILE_METHOD,
+            **self.extra,
         })
 
     def to_json(self, indent: int = 2) -> str:
@@ -229,6 +233,7 @@ class LatencyReport:
         temps = (self.device.get("end") or {}).get("temperature_c") or {}
         if temps:
             lines.append("temperature: " + ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()))
+        lines.extend(_extra_lines(self.extra))
         return redact("\n".join(lines))
 
 
@@ -241,6 +246,28 @@ def _redacted(obj):
     if isinstance(obj, (list, tuple)):
         return [_redacted(v) for v in obj]
     return obj
+
+
+def _extra_lines(extra: dict) -> list:
+    """Summary lines for the sections sinks added (input drift, latency objectives)."""
+    lines = []
+    d = extra.get("input_drift")
+    if isinstance(d, dict):
+        if d.get("score") is None:
+            lines.append(f"input drift: {d.get('note') or 'not scored'}")
+        else:
+            top = sorted((d.get("features") or {}).items(), key=lambda kv: -(kv[1] or 0))[:3]
+            first = d.get("first_frame_above")
+            lines.append(f"input drift: score {d['score']:.2f} (max {_fmt(d.get('max_score'))}, threshold {d.get('threshold')}"
+                         + (f", first above at frame {first}" if first is not None else "") + "); "
+                         + ", ".join(f"{k} {v:.2f}" for k, v in top if v is not None))
+    s = extra.get("slo")
+    if isinstance(s, dict):
+        for k, o in (s.get("objectives") or {}).items():
+            lines.append(f"SLO {k} <= {o['target_ms']:g} ms: {'met' if o.get('met') else 'MISSED'} "
+                         f"(measured {_fmt(o.get('measured_ms'))} ms, {o.get('windows_breached')}/{s.get('windows')} "
+                         f"windows of {s.get('window_s'):g} s over)")
+    return lines
 
 
 def _fmt(v) -> str:

@@ -24,7 +24,14 @@ examples:
   edgeflow bench
   edgeflow bench pwc-lite-fp32 pwc-lite-int8 --resolution 320x240 640x480 --json bench.json --plot bench.png
   edgeflow bench --duration 10 --threads 3 --source clip.mp4
+  edgeflow bench --slo-p95-ms 80        # exit status 1 when a stream row's p95 is over 80 ms (CI gate)
+
+--slo-p95-ms / --slo-p99-ms judge each artifact's stream rows (its infer rows with --no-stream) the
+way `edgeflow run` does (edgeflow.slo): the row's percentile over the timed loop, and windows of at
+least 1 s of the loop; any objective missed -> exit status 1.
 """
+
+EXIT_SLO_MISSED = 1
 
 
 def add_arguments(p):
@@ -41,6 +48,8 @@ def add_arguments(p):
     p.add_argument("--no-dis", action="store_true", help="skip the OpenCV DIS reference rows")
     p.add_argument("--json", metavar="OUT.json", help="write all rows (with per-iteration latencies) as JSON")
     p.add_argument("--plot", metavar="OUT.png", help="write a latency CDF + histogram plot (matplotlib)")
+    p.add_argument("--slo-p95-ms", type=float, metavar="MS", help="latency objective: p95 at most MS, else exit status 1")
+    p.add_argument("--slo-p99-ms", type=float, metavar="MS", help="latency objective: p99 at most MS, else exit status 1")
 
 
 def parse_resolution(text: str) -> tuple[int, int]:
@@ -65,6 +74,9 @@ def run(args) -> int:
     from edgeflow.model import FlowModel
 
     sizes = [parse_resolution(r) for r in args.resolution]
+    from edgeflow.slo import parse_objectives
+
+    objectives = parse_objectives(args.slo_p95_ms, args.slo_p99_ms)
     if args.plot:  # before minutes of measuring, not after
         _require_matplotlib()
     if args.warmup < 0:
@@ -99,19 +111,47 @@ def run(args) -> int:
         for (w, h) in sizes:
             rows.extend(bm.dis_rows(frames_by_size[(w, h)], args.warmup, iterations, args.duration, f"{w}x{h}", args.threads))
     print(bm.format_table(rows))
+    slo = judge_slo(rows, objectives) if objectives else None
     if args.json:
         from edgeflow.commands.info import collect
 
         doc = {"settings": {"warmup": args.warmup, "iterations": iterations, "duration_s": args.duration,
                             "threads": args.threads, "backend": args.backend, "source": args.source},
                "device": collect(), "rows": [r.to_dict() for r in rows]}
+        if slo is not None:
+            doc["slo"] = slo
         with open(args.json, "w") as fh:
             json.dump(doc, fh, indent=2)
         print(f"json: {args.json}")
     if args.plot:
         plot_rows(rows, args.plot)
         print(f"plot: {args.plot}")
+    if slo is not None and not slo["met"]:
+        return EXIT_SLO_MISSED
     return 0
+
+
+def judge_slo(rows, objectives: dict) -> dict:
+    """Judge each artifact's stream rows (infer rows when there are none) against the objectives;
+    prints one line per row and objective. Windows: consecutive iterations spanning >= 1 s."""
+    from edgeflow.slo import SloTracker
+
+    judged = [r for r in rows if r.path == "stream"] or [r for r in rows if r.path == "infer"]
+    out = {"met": bool(judged), "rows": []}
+    for r in judged:
+        tracker = SloTracker(objectives)
+        t = 0.0
+        for ms in r.latencies_ms:
+            t += ms / 1e3
+            tracker.add(ms, t)
+        state = tracker.finish(r.stats)
+        out["rows"].append({"name": r.name, "path": r.path, "resolution": r.resolution, **state})
+        out["met"] = out["met"] and state["met"]
+        for k, o in state["objectives"].items():
+            verdict = "met" if o["met"] else "MISSED"
+            print(f"slo: {r.name} {r.path} {r.resolution} {k} {o['measured_ms']} ms <= {o['target_ms']:g} ms: {verdict} "
+                  f"({o['windows_breached']}/{state['windows']} windows over)")
+    return out
 
 
 def _memory_source(frames):

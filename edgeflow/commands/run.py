@@ -19,6 +19,7 @@ examples:
   edgeflow run --source /dev/video0 --duration 60 --report report.json
   edgeflow run pwc-lite-fp32 --source clip.mp4 --realtime --save flow.mp4 --jsonl frames.jsonl
   edgeflow run --source "synthetic://?width=320&height=240" --frames 300 --metrics-port 9108
+  edgeflow run --source /dev/video0 --serve 127.0.0.1:8080 --slo-p95-ms 80 --drift-threshold 0.4
 """
 
 EXIT_SOURCE_FAILED = 1
@@ -45,6 +46,15 @@ def add_arguments(p):
     p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on this port (0 = any free port)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
                    help="address for --metrics-port (default 127.0.0.1: this machine only; 0.0.0.0 exposes it on every interface)")
+    p.add_argument("--serve", metavar="HOST:PORT",
+                   help="live page in a browser: picture, latency chart, drops, drift (host defaults to 127.0.0.1; "
+                        "port 0 = any free port; needs aiohttp: pip install aiohttp)")
+    p.add_argument("--drift-threshold", type=float, default=None, metavar="X",
+                   help="warn once when the input drift score (0..1, mean KS distance to the artifact's reference) "
+                        "exceeds X (default 0.5)")
+    p.add_argument("--no-drift", action="store_true", help="do not score input drift")
+    p.add_argument("--slo-p95-ms", type=float, metavar="MS", help="latency objective: end-to-end p95 at most MS (report['slo'])")
+    p.add_argument("--slo-p99-ms", type=float, metavar="MS", help="latency objective: end-to-end p99 at most MS")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"], help="inference backend")
     p.add_argument("--threads", type=int, metavar="N", help="inference threads (default: runtime's choice)")
     p.add_argument("--no-cache", action="store_true", help="recompute both frames' features for every pair")
@@ -70,13 +80,43 @@ def build_sinks(args) -> list:
         sinks.append(JsonlSink(args.jsonl))
     if args.csv:
         sinks.append(CsvSink(args.csv))
+    monitors = _monitor_sinks(args)
+    sinks.extend(monitors)
     if args.metrics_port is not None:
         from edgeflow.sinks.prometheus import PrometheusSink
 
-        sinks.append(PrometheusSink(args.metrics_port, host=args.metrics_host))
+        prometheus = PrometheusSink(args.metrics_port, host=args.metrics_host)
+        for monitor in monitors:
+            prometheus.add_gauges(monitor.gauges)
+        sinks.append(prometheus)
+    if getattr(args, "serve", None):
+        from edgeflow.watch import WatchSink, parse_serve
+
+        host, port = parse_serve(args.serve)
+        by_name = {m.name: m for m in monitors}
+        sinks.append(WatchSink(host, port, drift=by_name.get("drift"), slo=by_name.get("slo")))
     if not args.no_status:
         sinks.append(StatusLine())
     return sinks
+
+
+def _monitor_sinks(args) -> list:
+    """Input drift (unless --no-drift) and latency objectives (--slo-*): sinks that add report sections."""
+    from edgeflow.slo import parse_objectives
+
+    out = []
+    if not getattr(args, "no_drift", False):
+        from edgeflow import drift
+        from edgeflow.sinks.drift import DriftSink
+
+        threshold = getattr(args, "drift_threshold", None)
+        out.append(DriftSink(threshold=drift.DEFAULT_THRESHOLD if threshold is None else threshold))
+    objectives = parse_objectives(getattr(args, "slo_p95_ms", None), getattr(args, "slo_p99_ms", None))
+    if objectives:
+        from edgeflow.sinks.slo import SloSink
+
+        out.append(SloSink(objectives))
+    return out
 
 
 class _Signals:
@@ -152,6 +192,8 @@ def run(args) -> int:
 
     if args.frames is not None and args.frames < 2:
         raise InputError("--frames must be at least 2 (a flow needs a pair of frames)")
+    if args.drift_threshold is not None and not 0 < args.drift_threshold <= 1:
+        raise InputError(f"--drift-threshold is a score between 0 and 1, got {args.drift_threshold}")
     if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
         raise InputError(f"--metrics-port must be 0..65535, got {args.metrics_port}")
     check_outputs(args)
@@ -170,6 +212,8 @@ def run(args) -> int:
         for sink in stream.sinks:
             if getattr(sink, "name", "") == "prometheus":  # also with --quiet: port 0 is known only now
                 print(f"metrics: {sink.url} (listening on {sink.bound})", file=sys.stderr, flush=True)
+            if getattr(sink, "name", "") == "watch":
+                print(f"serve: {sink.url}", file=sys.stderr, flush=True)
         try:
             for _ in stream:
                 pass

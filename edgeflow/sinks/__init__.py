@@ -9,6 +9,9 @@ CsvSink            one CSV row per frame                                 ``--csv
 VideoSink          frame + colour-wheel flow side by side, encoded       ``--save F.mp4``
 PrometheusSink     ``/metrics`` scrape endpoint                          ``--metrics-port P``
 StatusLine         live status on stderr (TTY only)                      (default)
+DriftSink          input drift vs the manifest's reference               (default; ``--drift-threshold``)
+SloSink            latency objectives, ``report["slo"]``                 ``--slo-p95-ms X``
+WatchSink          live page: picture, latency chart, drift (aiohttp)    ``--serve HOST:PORT``
 =================  ====================================================  ================
 
 See :mod:`edgeflow.sinks.base` for the contract. Modules are imported on first use, so a device
@@ -28,6 +31,9 @@ _LAZY = {
     "VideoSink": "edgeflow.sinks.video",
     "PrometheusSink": "edgeflow.sinks.prometheus",
     "StatusLine": "edgeflow.sinks.status",
+    "DriftSink": "edgeflow.sinks.drift",
+    "SloSink": "edgeflow.sinks.slo",
+    "WatchSink": "edgeflow.watch.sink",
 }
 
 __all__ = ["Sink", *_LAZY]

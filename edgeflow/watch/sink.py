@@ -1,0 +1,97 @@
+"""``WatchSink``: hands the newest picture and every frame record to the live page's server.
+
+The inference thread only ever does constant, tiny work here: per record it appends a tuple to a
+deque; per result, and only while a browser is connected and at most ``fps`` times a second, it
+copies the frame and the flow into a one-slot mailbox (the newest frame wins, the rest are never
+copied). Colour-coding the flow, JPEG encoding, statistics and sockets all happen on the server's
+own thread (see :mod:`edgeflow.watch.server`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Optional
+
+from edgeflow.errors import EdgeflowError, InputError
+from edgeflow.sinks.base import Sink
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_FPS = 5.0
+
+
+def parse_serve(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1); port 0 picks a free one."""
+    text = str(text).strip()
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    host = host.strip("[]") or DEFAULT_HOST
+    try:
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise InputError(f"--serve expects HOST:PORT (e.g. 127.0.0.1:8080, or :0 for any free port), got {text!r}")
+    return host, number
+
+
+class WatchSink(Sink):
+    """Serve the live page on ``http://host:port/`` while the stream runs.
+
+    ``drift``/``slo``: the stream's :class:`~edgeflow.sinks.drift.DriftSink` and
+    :class:`~edgeflow.sinks.slo.SloSink` (optional), whose state the page shows. ``fps``: the
+    most pictures a second sent to a browser."""
+
+    name = "watch"
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = 0, fps: float = DEFAULT_FPS, drift=None, slo=None,
+                 history_s: int = 120):
+        self.host, self.port = host, int(port)
+        self.fps = float(fps)
+        self.drift, self.slo = drift, slo
+        self.history_s = int(history_s)
+        self.records: deque = deque(maxlen=20000)
+        self.latest = None  # (index, frame, flow, t): the newest picture not yet encoded
+        self.clients = 0
+        self.pictures_taken = 0
+        self._last_pick = -1e9
+        self._min_interval = 1.0 / self.fps if self.fps > 0 else 0.0
+        self.server = None
+
+    def open(self, info: dict) -> None:
+        try:
+            from edgeflow.watch.server import WatchServer
+        except ImportError:
+            raise EdgeflowError("--serve needs aiohttp: pip install aiohttp") from None
+        self.server = WatchServer(self, self.host, self.port, info)
+        self.server.start()
+        self.port = self.server.port
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "", "::") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}/"
+
+    def on_result(self, result) -> None:
+        if not self.clients:
+            return
+        now = time.monotonic()
+        if now - self._last_pick < self._min_interval:
+            return
+        self._last_pick = now
+        self.latest = (result.index, result.frame.copy(), result.flow.copy(), now)
+        self.pictures_taken += 1
+        server = self.server
+        if server is not None:
+            server.picture_ready()
+
+    def on_record(self, record) -> None:
+        self.records.append((record.index, record.status, record.reason, record.dropped_before, record.result_ts,
+                             record.end_to_end, record.stages))
+
+    def close(self, report=None) -> None:
+        server, self.server = self.server, None
+        if server is not None:
+            server.stop(report)
