@@ -38,9 +38,18 @@ class Features:
 
 
 class FlowModel:
-    def __init__(self, artifact: Artifact, backend: str = "auto", threads: int | None = None, split: bool | None = None):
+    """``threads`` / ``spin`` override the thread budget (:mod:`edgeflow.budget`): by default
+    inference gets every usable core and its workers spin only inside a run; ``budget`` says what
+    was decided."""
+
+    def __init__(self, artifact: Artifact, backend: str = "auto", threads: int | None = None, split: bool | None = None,
+                 spin: str = "auto"):
+        from edgeflow.budget import decide
+
         self.artifact = artifact
-        self.runner = create_runner(artifact, "model", backend, threads)
+        self.budget = decide(threads, spin)
+        threads, spinning = self.budget.threads, self.budget.spinning
+        self.runner = create_runner(artifact, "model", backend, threads, spinning=spinning)
         pre = artifact.preprocessing
         self.pad_multiple = int(pre.get("pad_multiple", 1))
         self._inputs = self.runner.input_names
@@ -55,16 +64,17 @@ class FlowModel:
             if not can_split:
                 raise ArtifactError(f"{artifact.root} has no encoder/decoder graphs; re-run `edgeflow convert` (it exports them)")
             split_backend = self.runner.backend if backend == "auto" else backend
-            self.encoder = create_runner(artifact, "encoder", split_backend, threads)
-            self.decoder = create_runner(artifact, "decoder", split_backend, threads)
+            self.encoder = create_runner(artifact, "encoder", split_backend, threads, spinning=spinning)
+            self.decoder = create_runner(artifact, "decoder", split_backend, threads, spinning=spinning)
         self._geometry: Geometry | None = None
         self._decoder_plan: list | None = None  # built on the first decode()
         self._closed = False
 
     @classmethod
-    def load(cls, path=None, backend: str = "auto", threads: int | None = None, verify: bool = True, split: bool | None = None):
+    def load(cls, path=None, backend: str = "auto", threads: int | None = None, verify: bool = True, split: bool | None = None,
+             spin: str = "auto"):
         artifact = Artifact.open(default_artifact_path() if path is None else path, verify=verify)
-        return cls(artifact, backend=backend, threads=threads, split=split)
+        return cls(artifact, backend=backend, threads=threads, split=split, spin=spin)
 
     @property
     def name(self) -> str:

@@ -394,3 +394,207 @@ def test_runtime_imports_never_pull_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CLEAN"), out.stdout
+
+
+# -- the thread budget (edgeflow.budget) -------------------------------------------------------
+def _cgroup_tree(tmp_path, v2=None, v1=None):
+    """A fake /sys/fs/cgroup + /proc/self/cgroup made of real files."""
+    root = tmp_path / "cgroup"
+    lines = []
+    if v2 is not None:
+        for rel, text in v2.items():  # {"": "max 100000", "app": "150000 100000"}
+            d = root / rel
+            d.mkdir(parents=True, exist_ok=True)
+            (d / "cpu.max").write_text(text + "\n")
+        lines.append("0::/" + max(v2, key=len))
+    if v1 is not None:
+        quota, period = v1
+        d = root / "cpu,cpuacct" / "docker" / "abc"
+        d.mkdir(parents=True)
+        (d / "cpu.cfs_quota_us").write_text(f"{quota}\n")
+        (d / "cpu.cfs_period_us").write_text(f"{period}\n")
+        lines.append("4:cpu,cpuacct:/docker/abc")
+    proc = tmp_path / "proc_self_cgroup"
+    proc.write_text("\n".join(lines) + "\n")
+    return root, proc
+
+
+def test_cgroup_quota_from_real_files(tmp_path):
+    from edgeflow.budget import cgroup_quota
+
+    root, proc = _cgroup_tree(tmp_path / "a", v2={"": "max 100000", "app": "150000 100000"})
+    assert cgroup_quota(root, proc) == 1.5
+    # an ancestor's tighter limit counts: the smallest quota on the way up
+    root, proc = _cgroup_tree(tmp_path / "b", v2={"": "max 100000", "kube": "100000 100000", "kube/pod": "300000 100000"})
+    assert cgroup_quota(root, proc) == 1.0
+    root, proc = _cgroup_tree(tmp_path / "c", v2={"": "max 100000", "app": "max 100000"})
+    assert cgroup_quota(root, proc) is None
+    root, proc = _cgroup_tree(tmp_path / "d", v1=(250000, 100000))
+    assert cgroup_quota(root, proc) == 2.5
+    root, proc = _cgroup_tree(tmp_path / "e", v1=(-1, 100000))
+    assert cgroup_quota(root, proc) is None
+    assert cgroup_quota(tmp_path / "nothing", tmp_path / "missing") is None
+
+
+def test_budget_from_affinity_and_quota():
+    from edgeflow.budget import decide, usable_cores
+
+    assert usable_cores(affinity=8, quota=None) == 8
+    assert usable_cores(affinity=8, quota=1.5) == 2  # 1.5 cores of time still runs on 2 cores
+    assert usable_cores(affinity=2, quota=6.0) == 2  # taskset wins over a loose quota
+    assert usable_cores(affinity=4, quota=0.2) == 1
+    b = decide(affinity=4, quota=None, env={})
+    assert (b.threads, b.spinning, b.cores_seen, b.source) == (4, "run", 4, "auto")
+    assert b.session_config() == {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"}
+    b = decide(affinity=8, quota=2.0, env={})
+    assert (b.threads, b.cores_seen, b.quota) == (2, 2, 2.0)
+    b = decide(affinity=1, quota=None, env={})
+    assert (b.threads, b.spinning) == (1, "off")  # one thread: no workers, nothing spins
+
+
+def test_budget_overrides_and_bad_values():
+    from edgeflow.budget import decide
+
+    b = decide(threads=3, spin="on", affinity=2, quota=None, env={})
+    assert (b.threads, b.spinning, b.cores_seen) == (3, "on", 2) and b.source == "threads=3,spin=on"
+    assert b.session_config() == {"session.intra_op.allow_spinning": "1"}
+    b = decide(spin="off", affinity=4, quota=None, env={})
+    assert b.session_config()["session.intra_op.allow_spinning"] == "0"
+    assert decide(affinity=4, quota=None, env={"EDGEFLOW_THREADS": "2"}).threads == 2
+    assert decide(threads=1, affinity=4, quota=None, env={"EDGEFLOW_THREADS": "2"}).threads == 1
+    with pytest.raises(InputError, match="spin must be one of"):
+        decide(spin="sometimes")
+    with pytest.raises(InputError, match="threads must be >= 1"):
+        decide(threads=0)
+    with pytest.raises(InputError, match="EDGEFLOW_THREADS"):
+        decide(env={"EDGEFLOW_THREADS": "two"})
+
+
+def test_budget_reaches_the_onnxruntime_session(artifact):
+    """The decision is what the session really got: its options, read back from onnxruntime."""
+    with edgeflow.load(artifact, threads=2, spin="off") as m:
+        opts = m.runner.session.get_session_options()
+        assert opts.intra_op_num_threads == 2
+        assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+        assert m.budget.threads == 2 and m.budget.spinning == "off"
+    with edgeflow.load(artifact, threads=2) as m:
+        for runner in (m.runner, m.encoder, m.decoder):
+            opts = runner.session.get_session_options()
+            assert opts.get_session_config_entry("session.force_spinning_stop") == "1"
+
+
+def test_cli_threads_and_spin_reach_the_report(tmp_path, artifact):
+    from edgeflow.cli import main
+
+    rep = tmp_path / "r.json"
+    code = main(["run", str(artifact), "--source", "synthetic://?width=32&height=32&frames=6", "--threads", "1",
+                 "--spin", "on", "--report", str(rep), "--quiet", "--no-status"])
+    assert code == 0
+    d = json.loads(rep.read_text())
+    assert d["threads"] == 1 and d["spinning"] == "off" and d["cores_seen"] >= 1  # one thread: nothing to spin
+    assert d["thread_budget"]["source"] == "threads=1,spin=on"
+    assert d["cpu_s"] > 0 and d["cpu_s_per_frame"] == pytest.approx(d["cpu_s"] / d["count"], rel=1e-2)
+
+
+def test_stream_threads_with_a_loaded_model_is_one_clear_error(model):
+    with pytest.raises(InputError, match="pass them to edgeflow.load"):
+        Stream(model, source(3), threads=2).run()
+
+
+# -- issue 15/20: drops, order, slow sinks ------------------------------------------------------
+def test_bad_frames_from_an_iterable_are_drops_not_ends(model, tmp_path):
+    good = list(moving_frames(6))
+    items = [good[0], good[1], None, np.zeros((32, 32), np.float32), "not an image", good[2], np.zeros((4, 4, 3), np.uint8),
+             good[3]]
+    jl = tmp_path / "f.jsonl"
+    with Stream(model, IterableSource(items), sinks=[JsonlSink(jl)]) as stream:
+        results = list(stream)
+    rep = stream.report
+    assert rep.end["reason"] == "eof"
+    assert [(r.prev_index, r.index) for r in results] == [(0, 1), (1, 5), (5, 7)]
+    assert rep.frames["dropped"] == {"invalid_frame": 4} and accounted(rep)
+    lines = [json.loads(x) for x in jl.read_text().splitlines()]
+    assert [x["index"] for x in lines] == list(range(8))
+    assert [x["reason"] for x in lines if x["status"] == "dropped"] == ["invalid_frame"] * 4
+
+
+class _Recorder:
+    """A sink that keeps the order records arrive in; optionally slow on results."""
+
+    def __init__(self, delay=0.0):
+        self.delay, self.records, self.results = delay, [], []
+
+    def open(self, info):
+        self.info = info
+
+    def on_result(self, result):
+        self.results.append(result.index)
+        if self.delay:
+            time.sleep(self.delay)
+
+    def on_record(self, record):
+        self.records.append((record.index, record.status, record.reason))
+
+    def close(self, report):
+        self.report = report
+
+
+def test_records_are_written_in_frame_order_stopped_included(model):
+    sink = _Recorder()
+    stream = Stream(model, source(100000), sinks=[sink], queue_size=4)
+    for r in stream:
+        if r.index >= 20:
+            stream.stop()
+    indices = [i for i, _, _ in sink.records]
+    assert indices == list(range(len(indices)))  # one record per frame, in order, no gap
+    stopped = [i for i, s, reason in sink.records if reason == "stopped"]
+    assert stopped and stopped == sorted(stopped) and min(stopped) > 20
+    assert accounted(stream.report) and stream.report.frames["delivered"] == len(indices)
+
+
+def test_a_slow_sink_costs_results_not_model_time(model, tmp_path):
+    """A live source, a sink much slower than the model: results that waited for it are dropped
+    at the delivery queue (counted as sink_full), every frame keeps its record, and the model
+    keeps pace with the source (nothing is dropped at the hand-off for being late)."""
+    slow = _Recorder(delay=0.02)
+    jl = tmp_path / "f.jsonl"
+    src = source(120, live=True, fps=250, realtime=True)
+    with Stream(model, src, sinks=[slow, JsonlSink(jl)], sink_queue_size=2) as stream:
+        for _ in stream:
+            pass
+    rep = stream.report
+    assert rep.frames["dropped"].get("sink_full", 0) > 0
+    assert accounted(rep)
+    assert len(jl.read_text().splitlines()) == rep.frames["delivered"] == 120
+    assert [i for i, _, _ in slow.records] == list(range(120))
+    assert len(slow.results) == rep.count  # the sink saw exactly the delivered results
+    assert rep.to_dict()["sink_queue_size"] == 2
+
+
+def test_block_policy_slow_sink_loses_nothing(model):
+    slow = _Recorder(delay=0.005)
+    rep = Stream(model, source(30), sinks=[slow], sink_queue_size=1).run()
+    assert rep.count == 29 and rep.frames["dropped_total"] == 0 and len(slow.results) == 29
+
+
+def test_report_has_the_thread_budget_and_cpu_per_frame(model):
+    rep = Stream(model, source(10)).run().to_dict()
+    for key in ("threads", "spinning", "cores_seen", "thread_budget", "cpu_s", "cpu_s_per_frame", "fps"):
+        assert key in rep, key
+    assert rep["threads"] == 1 and rep["cpu_s_per_frame"] > 0
+
+
+def test_capture_side_buffers_are_reused(model):
+    """Network inputs are written into a small set of buffers reused from frame to frame."""
+    stream = Stream(model, source(200), cache_features=False)
+    rep = stream.run()
+    assert rep.count == 199 and stream._pool.allocated <= stream.queue_size + 4
+
+
+def test_prepared_input_matches_the_model_own_preprocessing(model):
+    """Capture-side preparation into a reused buffer gives the very tensor model.infer builds."""
+    frames = list(moving_frames(3, 37, 53))
+    flows_stream = [r.flow for r in Stream(model, IterableSource(frames), cache_features=False)]
+    flows_infer = [model.infer(frames[i - 1], frames[i]) for i in (1, 2)]
+    for a, b in zip(flows_stream, flows_infer):
+        np.testing.assert_array_equal(a, b)

@@ -56,7 +56,12 @@ def add_arguments(p):
     p.add_argument("--slo-p95-ms", type=float, metavar="MS", help="latency objective: end-to-end p95 at most MS (report['slo'])")
     p.add_argument("--slo-p99-ms", type=float, metavar="MS", help="latency objective: end-to-end p99 at most MS")
     p.add_argument("--backend", default="auto", choices=["auto", "onnxruntime", "tensorrt"], help="inference backend")
-    p.add_argument("--threads", type=int, metavar="N", help="inference threads (default: runtime's choice)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="onnxruntime intra-op threads (default: the thread budget: every usable core, from CPU affinity "
+                        "and the cgroup quota)")
+    p.add_argument("--spin", default="auto", choices=["auto", "on", "off"],
+                   help="whether inference workers spin-wait: auto (inside a run only, stopped when it returns), "
+                        "on (onnxruntime's default: also between runs), off (never)")
     p.add_argument("--no-cache", action="store_true", help="recompute both frames' features for every pair")
     p.add_argument("--drop-policy", default="auto", choices=["auto", "newest", "block"],
                    help="when the hand-off queue is full: drop the oldest frame (newest) or wait (block); "
@@ -204,7 +209,7 @@ def run(args) -> int:
     stream = Stream(args.artifact, args.source, drop_policy=args.drop_policy, queue_size=args.queue_size,
                     cache_features=not args.no_cache, sinks=build_sinks(args), max_frames=args.frames,
                     duration=args.duration, report=args.report, backend=args.backend, threads=args.threads,
-                    source_options=source_options)
+                    spin=args.spin, source_options=source_options)
     with _Signals(stream, getattr(args, "_early_signals", None)) as signals:
         stream.start()
         if getattr(stream.source, "backend_reason", None):  # a video file: which decoder and why

@@ -161,6 +161,7 @@ class Stream:
         self._device_start: dict = {}
         self._managed = 0  # open `with` blocks / run() calls: they close the stream, not the generator
         self._in_flight = None  # the frame the inference thread is running; "error" record if it fails
+        self._delivering = None  # the frame the sinks are handling; "error" record if one fails
 
     # -- life cycle ------------------------------------------------------------------------------
     def start(self) -> "Stream":
@@ -342,7 +343,9 @@ class Stream:
                     self._hold(out.frame, out.reason, out.stages)
                     continue
                 self._emit_held(below=out.frame.index)
+                self._delivering = out
                 result = self._deliver(out)
+                self._delivering = None
                 if result is not None:
                     yield result
             if self._infer_exc is not None:
@@ -493,6 +496,10 @@ class Stream:
             item, self._in_flight = self._in_flight, None
             reason = "interrupted" if isinstance(self._infer_exc, KeyboardInterrupt) else "error"
             self._hold(_frame_of(item), reason)
+        if self._delivering is not None:  # a sink raised (or Ctrl-C hit) while handling this frame
+            item, self._delivering = self._delivering, None
+            interrupted = (self._stop_reason or ("",))[0] == "interrupted" and self._error is None
+            self._hold(item.frame, "interrupted" if interrupted else "error", item.stages)
         for queue in (self._handoff, self._delivery):
             if queue is None:
                 continue
@@ -539,7 +546,7 @@ class Stream:
             end["frames_read"] = self._capture.read
         cpu_s = time.process_time() - self._cpu0
         results = self._recorder.results
-        meta = {**self._meta(), "cpu_s": round(cpu_s, 4),
+        meta = {**self._meta(), "cpu_s": round(cpu_s, 6),
                 "cpu_s_per_frame": round(cpu_s / results, 6) if results else None}
         return self._recorder.report(end=end, memory=memory, device=device, meta=meta,
                                      duration_s=time.monotonic() - self._t0)
