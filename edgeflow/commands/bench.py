@@ -114,9 +114,10 @@ def run(args) -> int:
     slo = judge_slo(rows, objectives) if objectives else None
     if args.json:
         from edgeflow.commands.info import collect
+        from edgeflow.sources.uri import redact  # the JSON leaves the device: no camera password in it
 
         doc = {"settings": {"warmup": args.warmup, "iterations": iterations, "duration_s": args.duration,
-                            "threads": args.threads, "backend": args.backend, "source": args.source},
+                            "threads": args.threads, "backend": args.backend, "source": redact(args.source)},
                "device": collect(), "rows": [r.to_dict() for r in rows]}
         if slo is not None:
             doc["slo"] = slo
