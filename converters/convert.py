@@ -64,6 +64,15 @@ class ConvertOptions:
     prune: float | None = None
     finetune_steps: int = 0
     latency_threads: int | None = None
+    # Bring your own model (converters.byo, converters.recognize; docs/byo.md).
+    recognize: bool = True  # swap recognized third-party correlation layers for edgeflow's op
+    correlations: list = field(default_factory=list)  # escape hatch: "module.path:max_displacement=4,..."
+    input_layout: str | None = None  # pair | stacked | ptlflow (None: detect, else pair)
+    input_range: str | None = None  # 0-255 | 0-1
+    color_order: str | None = None  # RGB | BGR
+    mean: tuple | None = None
+    std: tuple | None = None
+    profile_ops: bool = True  # report the slowest ops of the converted graph (onnxruntime profiler)
     force: bool = False  # replace --out even when it is not empty and not a previous artifact (edgeflow.artifact)
 
     @property
@@ -139,12 +148,16 @@ def _dynamic(names, dims=(2, 3)) -> dict:
     return {n: {d: f"{n}_{'h' if d == 2 else 'w'}" for d in dims} for n in names}
 
 
-def export_graphs(module, pad_multiple: int, opts: ConvertOptions, writer: ArtifactWriter) -> dict:
-    """Export model.onnx (and encoder/decoder when the model is split) into the staging dir."""
+def export_graphs(module, pad_multiple: int, opts: ConvertOptions, writer: ArtifactWriter, static: bool = False,
+                  example=None) -> dict:
+    """Export model.onnx (and encoder/decoder when the model is split) into the staging dir.
+
+    ``static``: no dynamic H/W (a trace replays its recorded shapes; converters.byo).
+    """
     h = -(-opts.height // pad_multiple) * pad_multiple
     w = -(-opts.width // pad_multiple) * pad_multiple
-    x = torch.rand(1, 3, h, w) * 255
-    dyn = {"frame1": {2: "height", 3: "width"}, "frame2": {2: "height", 3: "width"}, "flow": {2: "height", 3: "width"}}
+    x = torch.rand(1, 3, h, w) * 255 if example is None else example
+    dyn = None if static else {"frame1": {2: "height", 3: "width"}, "frame2": {2: "height", 3: "width"}, "flow": {2: "height", 3: "width"}}
     main = export_onnx(module, (x, x.clone()), writer.path("model.onnx"), INPUT_NAMES, OUTPUT_NAMES, dyn,
                        opset=opts.opset, exporter=opts.exporter, formulation=opts.formulation)
     writer.add("model.onnx", "model")
@@ -268,6 +281,70 @@ def _scratch_dir():
     return tempfile.TemporaryDirectory(prefix="edgeflow-unpruned-")
 
 
+def _byo_stage(loaded, module, pad_multiple: int, opts: ConvertOptions, steps):
+    """Recognized correlation layers, input conventions, trace handling (converters.byo)."""
+    from converters.byo import InputOptions, prepare
+
+    inputs = InputOptions(opts.input_layout, opts.input_range, opts.color_order, opts.mean, opts.std)
+    plan = prepare(loaded, module, pad_multiple, opts.height, opts.width, inputs, opts.correlations, opts.recognize)
+    replaced = len(plan.recognition.replaced) if plan.recognition else 0
+    steps.note(f"{replaced} correlation layer(s) replaced" if replaced else "no third-party correlation layer")
+    return plan
+
+
+def _conventions(plan):
+    from edgeflow.preprocess import Conventions
+
+    conv = Conventions.from_preprocessing(plan.preprocessing)
+    return None if conv.identity else conv
+
+
+def _example(plan, opts: ConvertOptions):
+    """Export input: random frames mapped through the model's conventions (BGR, 0..1, mean/std)."""
+    import numpy as np
+
+    from edgeflow.preprocess import Conventions
+
+    h, w = _net_hw(opts, plan.pad_multiple)
+    x = np.random.default_rng(0).uniform(0, 255, (1, 3, h, w)).astype(np.float32)
+    return torch.from_numpy(Conventions.from_preprocessing(plan.preprocessing).apply(x))
+
+
+def _second_size(opts: ConvertOptions) -> tuple[int, int]:
+    """A second parity resolution (3/4 of the requested size, even): dynamic axes must hold there too."""
+    return max(16, opts.height * 3 // 4 // 2 * 2), max(16, opts.width * 3 // 4 // 2 * 2)
+
+
+def _zero_node_warning(plan, nodes: int):
+    from converters.byo import zero_node_warning
+
+    return zero_node_warning(plan, nodes)
+
+
+def _profile(writer, evaluator, pad_multiple: int, conventions, opts: ConvertOptions) -> dict | None:
+    """Slowest ops of model.onnx on a real pair (converters.byo.slowest_ops); None if profiling fails."""
+    from converters.byo import slowest_ops
+    from edgeflow.preprocess import plan_geometry
+
+    try:
+        runner = OnnxRuntimeRunner(SessionLoader(writer.path("model.onnx"), threads=1, optimization="none"))
+        names, shape = runner.input_names, runner.inputs[0].shape
+        pair = evaluator.pairs[0]
+        geo = plan_geometry(pair.frame1.shape[:2], shape, pad_multiple, conventions)
+        feed = {names[0]: geo.to_network(pair.frame1), names[1]: geo.to_network(pair.frame2)}
+        return slowest_ops(writer.path("model.onnx"), feed, runs=max(1, min(3, opts.latency_iterations)), threads=opts.latency_threads)
+    except Exception as err:  # a report nicety: never fail a conversion over it
+        return {"error": str(err).splitlines()[0] if str(err) else type(err).__name__}
+
+
+def _print_lines(lines, quiet: bool) -> None:
+    import sys
+
+    if not quiet:
+        for line in lines:
+            print(f"      {line}", file=sys.stderr, flush=True)
+
+
 class ConvertJob:
     """Runs the stages in order and writes the artifact."""
 
@@ -279,12 +356,17 @@ class ConvertJob:
 
         opts = self.opts
         torch.manual_seed(0)
-        steps = Steps(5 + bool(opts.prune) + (opts.precision != "fp32"), quiet=opts.quiet)
+        steps = Steps(6 + bool(opts.prune) + (opts.precision != "fp32"), quiet=opts.quiet)
         with steps.step(f"Loading {opts.model}"):
             loaded = load_model(opts.model, trust_pickle=opts.trust_pickle)
             module = loaded.module.eval()
             pad_multiple = int(opts.pad_multiple or loaded.pad_multiple or 64)
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
+        with steps.step("Looking for correlation layers and input conventions"):
+            plan = _byo_stage(loaded, module, pad_multiple, opts, steps)
+        _print_lines(plan.notes + (plan.recognition.lines() if plan.recognition else []) + plan.warnings, opts.quiet)
+        module, reference, pad_multiple = plan.export_module, plan.reference, plan.pad_multiple
+        conventions = _conventions(plan)
         name = loaded.name or loaded.arch or Path(str(opts.model)).stem
         out = Path(opts.out) if opts.out else Path(f"{name}-{opts.precision}")
         check_output_dir(out, opts.force)  # before minutes of work, not after: never delete what we did not write
@@ -295,13 +377,20 @@ class ConvertJob:
                 steps.note(f"{pruning['params_before'] / 1e6:.2f} -> {pruning['params_after'] / 1e6:.2f} M params")
         with ArtifactWriter(out, force=opts.force) as writer:
             with steps.step("Exporting ONNX"):
-                graphs = export_graphs(module, pad_multiple, opts, writer)
+                graphs = export_graphs(module, pad_multiple, opts, writer, static=plan.static, example=_example(plan, opts))
                 if opts.cpu_correlation:
                     graphs["correlation_body"] = use_cpu_correlation(writer, graphs["split"])
                 steps.note(f"{graphs['correlation_nodes']} Correlation node(s)" + (", encoder/decoder split" if graphs["split"] else ""))
+            _print_lines([w for w in [_zero_node_warning(plan, graphs["correlation_nodes"])] if w], opts.quiet)
             with steps.step("Checking parity against PyTorch on real frames"):
                 pairs = real_frame_pairs(opts.height, opts.width, opts.parity_pairs)
-                results = {"model": check_parity(module, writer.path("model.onnx"), pairs, pad_multiple, opts.tol_epe, opts.tol_max_abs)}
+                # Against the ORIGINAL model (recognized layers are swapped only in the exported copy),
+                # at the requested size and at a second one (dynamic axes must hold there too).
+                results = {"model": check_parity(reference, writer.path("model.onnx"), pairs, pad_multiple, opts.tol_epe,
+                                                 opts.tol_max_abs, conventions=conventions)}
+                h2, w2 = _second_size(opts)
+                results[f"model@{w2}x{h2}"] = check_parity(reference, writer.path("model.onnx"), real_frame_pairs(h2, w2, 1, seed=99),
+                                                           pad_multiple, opts.tol_epe, opts.tol_max_abs, conventions=conventions)
                 if graphs["split"]:
                     results["encoder_decoder"] = check_split_parity(module, writer, pairs, pad_multiple, opts)
                 parity_info = {k: r.as_dict() for k, r in results.items()}
@@ -337,8 +426,16 @@ class ConvertJob:
                     steps.note(f"{main_row['name']}: median {main_row['latency']['median_ms']:.1f} ms, p95 {main_row['latency']['p95_ms']:.1f} ms")
                     if graphs["split"]:
                         report["feature_caching"] = self._caching(writer, evaluator, pad_multiple)
+                    if opts.profile_ops:
+                        report["slowest_ops"] = _profile(writer, evaluator, pad_multiple, conventions, opts)
+            if (report.get("slowest_ops") or {}).get("ops"):
+                from converters.byo import slowest_ops_lines
+
+                _print_lines(slowest_ops_lines(report["slowest_ops"]), opts.quiet)
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
+                manifest["preprocessing"].update(plan.preprocessing)
+                manifest["recognition"] = plan.record()
                 if valid:  # what the frames the model was validated on look like (edgeflow.drift)
                     from converters.reference import reference_stage
 

@@ -44,16 +44,18 @@ def real_frame_pairs(height: int, width: int, count: int = 3, seed: int = 1234):
     return [(s.frame1, s.frame2) for s in (gen.sample(i) for i in range(count))]
 
 
-def torch_flow(module: torch.nn.Module, frame1: np.ndarray, frame2: np.ndarray, pad_multiple: int) -> np.ndarray:
-    """Run the PyTorch model the same way the runtime feeds the graph (pad to the multiple, crop)."""
-    geo = plan_geometry(frame1.shape[:2], (1, 3, None, None), pad_multiple)
+def torch_flow(module: torch.nn.Module, frame1: np.ndarray, frame2: np.ndarray, pad_multiple: int,
+               input_shape: tuple = (1, 3, None, None), conventions=None) -> np.ndarray:
+    """Run the PyTorch model the same way the runtime feeds the graph (pad to the multiple or
+    resize to a static graph's size, the model's input conventions, crop)."""
+    geo = plan_geometry(frame1.shape[:2], input_shape, pad_multiple, conventions)
     with torch.no_grad():
         out = module(torch.from_numpy(geo.to_network(frame1)), torch.from_numpy(geo.to_network(frame2)))
     return geo.to_frame(out.float().numpy())
 
 
-def onnx_flow(runner: OnnxRuntimeRunner, frame1: np.ndarray, frame2: np.ndarray, pad_multiple: int) -> np.ndarray:
-    geo = plan_geometry(frame1.shape[:2], runner.inputs[0].shape, pad_multiple)
+def onnx_flow(runner: OnnxRuntimeRunner, frame1: np.ndarray, frame2: np.ndarray, pad_multiple: int, conventions=None) -> np.ndarray:
+    geo = plan_geometry(frame1.shape[:2], runner.inputs[0].shape, pad_multiple, conventions)
     names = runner.input_names
     out = runner.infer({names[0]: geo.to_network(frame1), names[1]: geo.to_network(frame2)})
     return geo.to_frame(out[runner.output_names[0]].astype(np.float32))
@@ -70,8 +72,13 @@ def compare_flows(reference: list[np.ndarray], candidate: list[np.ndarray], tol_
 
 
 def check_parity(module, onnx_path, pairs, pad_multiple: int, tol_epe: float = 1e-2, tol_max_abs: float = 0.5,
-                 threads: int | None = None) -> ParityResult:
+                 threads: int | None = None, conventions=None) -> ParityResult:
+    """``module`` should be the user's ORIGINAL model (not the copy with swapped correlation
+    layers): parity then covers the recognizers too. Static graphs (traces) are fed resized
+    frames on both sides, as the runtime will."""
     runner = OnnxRuntimeRunner(SessionLoader(onnx_path, threads=threads))
-    ref = [torch_flow(module, a, b, pad_multiple) for a, b in pairs]
-    got = [onnx_flow(runner, a, b, pad_multiple) for a, b in pairs]
+    shape = tuple(runner.inputs[0].shape)
+    static = all(isinstance(d, int) and d > 0 for d in shape[2:4])
+    ref = [torch_flow(module, a, b, pad_multiple, shape if static else (1, 3, None, None), conventions) for a, b in pairs]
+    got = [onnx_flow(runner, a, b, pad_multiple, conventions) for a, b in pairs]
     return compare_flows(ref, got, tol_epe, tol_max_abs)

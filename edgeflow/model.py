@@ -14,7 +14,7 @@ import numpy as np
 from edgeflow.artifact import Artifact
 from edgeflow.backends import create_runner
 from edgeflow.errors import ArtifactError, EdgeflowError, InputError
-from edgeflow.preprocess import Geometry, check_frame, plan_geometry
+from edgeflow.preprocess import Conventions, Geometry, check_frame, plan_geometry
 
 DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "pwc-lite"
 
@@ -93,7 +93,8 @@ class FlowModel:
     def geometry(self, frame: np.ndarray) -> Geometry:
         hw = frame.shape[:2]
         if self._geometry is None or self._geometry.frame_hw != hw:
-            self._geometry = plan_geometry(hw, self.runner.inputs[0].shape, self.pad_multiple)
+            self._geometry = plan_geometry(hw, self.runner.inputs[0].shape, self.pad_multiple,
+                                           Conventions.from_preprocessing(self.artifact.preprocessing))
         return self._geometry
 
     # -- whole-pair inference ------------------------------------------------------------------------

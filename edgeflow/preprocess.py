@@ -47,12 +47,58 @@ def resize_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Conventions:
+    """What values the model expects, recorded by ``edgeflow convert`` in ``manifest.preprocessing``:
+    ``color_order`` RGB/BGR, ``input_range`` [0, 255] or [0, 1], optional per-channel ``mean`` and
+    ``std`` (in that range, in the model's colour order). Frames are RGB uint8; this maps them
+    exactly as the converter validated the graph with (``converters.validate`` uses this code).
+    """
+
+    color_order: str = "RGB"
+    input_range: tuple = (0.0, 255.0)
+    mean: tuple | None = None
+    std: tuple | None = None
+
+    @classmethod
+    def from_preprocessing(cls, pre: dict | None) -> "Conventions":
+        pre = pre or {}
+        low, high = (float(v) for v in pre.get("input_range", (0, 255)))
+        mean, std = pre.get("mean"), pre.get("std")
+        order = str(pre.get("color_order", "RGB")).upper()
+        if order not in ("RGB", "BGR"):
+            raise InputError(f"unsupported colour order {order!r} in the artifact's preprocessing (RGB or BGR)")
+        return cls(order, (low, high), tuple(float(v) for v in mean) if mean else None,
+                   tuple(float(v) for v in std) if std else None)
+
+    @property
+    def identity(self) -> bool:
+        return self.color_order == "RGB" and tuple(self.input_range) == (0.0, 255.0) and not self.mean and not self.std
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """1x3xHxW float32 RGB 0..255 -> what the model expects, in place."""
+        if self.identity:
+            return x
+        if self.color_order == "BGR":
+            x[0] = x[0, ::-1].copy()
+        low, high = self.input_range
+        x *= np.float32((high - low) / 255.0)
+        if low:
+            x += np.float32(low)
+        if self.mean:
+            x -= np.asarray(self.mean, np.float32).reshape(1, 3, 1, 1)
+        if self.std:
+            x /= np.asarray(self.std, np.float32).reshape(1, 3, 1, 1)
+        return x
+
+
+@dataclass(frozen=True)
 class Geometry:
     """How one frame size maps onto the network input and back."""
 
     frame_hw: tuple[int, int]
     net_hw: tuple[int, int]
     mode: str  # "pad" or "resize"
+    conventions: Conventions | None = None  # value range / colour order / mean-std the model expects
 
     def to_network(self, frame: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """HxWx3 uint8 -> 1x3xH'xW' float32 (0..255).
@@ -75,6 +121,8 @@ class Geometry:
                 dst[:, :, w:] = dst[:, :, w - 1:w]
         else:
             dst[...] = resize_bilinear(frame, nh, nw).transpose(2, 0, 1)
+        if self.conventions is not None:
+            self.conventions.apply(out)
         return out
 
     def to_frame(self, flow_nchw: np.ndarray) -> np.ndarray:
@@ -90,11 +138,15 @@ class Geometry:
         return flow.astype(np.float32)
 
 
-def plan_geometry(frame_hw: tuple[int, int], input_shape: tuple, pad_multiple: int) -> Geometry:
-    """Pad for dynamic-shape graphs, resize for static ones."""
+def plan_geometry(frame_hw: tuple[int, int], input_shape: tuple, pad_multiple: int,
+                  conventions: Conventions | None = None) -> Geometry:
+    """Pad for dynamic-shape graphs, resize for static ones; ``conventions`` from the manifest."""
     h, w = frame_hw
     nh, nw = input_shape[2], input_shape[3]
+    if conventions is not None and conventions.identity:
+        conventions = None
     if isinstance(nh, int) and isinstance(nw, int) and nh > 0 and nw > 0:
-        return Geometry(frame_hw, (nh, nw), "pad" if (nh - h) in range(pad_multiple) and (nw - w) in range(pad_multiple) else "resize")
+        mode = "pad" if (nh - h) in range(pad_multiple) and (nw - w) in range(pad_multiple) else "resize"
+        return Geometry(frame_hw, (nh, nw), mode, conventions)
     m = max(int(pad_multiple), 1)
-    return Geometry(frame_hw, (-(-h // m) * m, -(-w // m) * m), "pad")
+    return Geometry(frame_hw, (-(-h // m) * m, -(-w // m) * m), "pad", conventions)

@@ -46,6 +46,13 @@ examples:
   edgeflow convert my_checkpoint.pt --height 480 --width 640 --out flow640
   edgeflow convert pwc-lite --int8 --calib drive.mp4 --calib-frames 64 --out pwc-lite-int8
   edgeflow convert pwc-lite --prune 0.5 --finetune-steps 6000 --int8 --out pwc-lite-small
+  edgeflow convert my_pwcnet.pt --trust-pickle --out mine      # third-party correlation layers recognized
+  edgeflow convert my_net.pt2 --correlation matcher:max_displacement=3 --input-range 0-1 --out mine
+
+Your own model (docs/byo.md): correlation layers written against spatial-correlation-sampler, PTLFlow,
+mmcv, flownet2, the cupy PWC-Net/LiteFlowNet ports or localcorr are swapped for edgeflow's op (each
+checked numerically; convert lists them), parity is checked against your unmodified model at two sizes,
+a TorchScript trace is exported for its size only, and the report lists the slowest ops of the graph.
 """
 
 #: --finetune-steps when --prune is given without it: what benchmarks/bench_quantization.py measured
@@ -72,6 +79,21 @@ def add_arguments(p):
     p.add_argument("--parity-epe", type=float, default=1e-2, help="max mean EPE (px) between ONNX and PyTorch (default 0.01)")
     p.add_argument("--pad-multiple", type=int, help="input size multiple for models that do not declare one (default 64)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    b = p.add_argument_group("your own model (docs/byo.md)")
+    b.add_argument("--no-recognize", action="store_true",
+                   help="do not swap third-party correlation layers (spatial-correlation-sampler, mmcv, flownet2, cupy, "
+                        "localcorr) for edgeflow's op")
+    b.add_argument("--correlation", action="append", default=[], metavar="PATH:ATTRS",
+                   help="declare a module of your model as a correlation, e.g. decoder.corr:max_displacement=4,stride2=2,"
+                        "normalize=0,output=5d (verified numerically; repeatable)")
+    b.add_argument("--input-layout", choices=["pair", "stacked", "ptlflow"], default=None,
+                   help="what the model takes: two tensors (pair), one (B,2,3,H,W) tensor (stacked) or PTLFlow's "
+                        "{'images': ...} dict (default: detected, else pair)")
+    b.add_argument("--input-range", choices=["0-255", "0-1"], default=None, help="pixel value range the model expects (default 0-255; PTLFlow: 0-1)")
+    b.add_argument("--color-order", choices=["RGB", "BGR"], default=None, help="channel order the model expects (default RGB; PTLFlow: BGR)")
+    b.add_argument("--mean", metavar="M1,M2,M3", default=None, help="per-channel mean subtracted after scaling to --input-range")
+    b.add_argument("--std", metavar="S1,S2,S3", default=None, help="per-channel std divided after subtracting --mean")
+    b.add_argument("--no-profile", action="store_true", help="skip the slowest-ops profile of the converted graph")
     q = p.add_argument_group("precision and pruning")
     q.add_argument("--int8", action="store_true", help="static INT8 quantization (QDQ) with the accuracy guard")
     q.add_argument("--calib", metavar="SOURCE", default=None,
@@ -112,6 +134,7 @@ def run(args) -> int:
         from converters.tensorrt_artifact import preflight
 
         preflight()
+    from converters.byo import parse_triplet
     from converters.convert import ConvertJob, ConvertOptions
     from converters.quantize.guard import EpeBudget
     from converters.report import print_conversion_report
@@ -131,7 +154,10 @@ def run(args) -> int:
         per_channel=args.per_channel, int8_scheme=None if args.int8_scheme == "auto" else args.int8_scheme,
         max_epe_increase=args.max_epe_increase, prune=args.prune,
         finetune_steps=(DEFAULT_FINETUNE_STEPS if args.finetune_steps is None else args.finetune_steps) if args.prune else 0,
-        latency_iterations=args.latency_iterations, latency_threads=args.threads, force=args.force,
+        latency_iterations=args.latency_iterations, latency_threads=args.threads,
+        recognize=not args.no_recognize, correlations=list(args.correlation), input_layout=args.input_layout,
+        input_range=args.input_range, color_order=args.color_order, mean=parse_triplet(args.mean), std=parse_triplet(args.std),
+        profile_ops=not args.no_profile, force=args.force,
     )
     result = ConvertJob(opts).run()
     print_conversion_report(result)
