@@ -225,3 +225,20 @@ def test_cli_port_0_quiet_still_says_where_and_reports_it(tmp_path):
     assert m and m.group(1) == m.group(2) and int(m.group(1)) > 0, proc.stderr
     rep = json.loads(report.read_text())
     assert rep["metrics"] == {"host": "127.0.0.1", "port": int(m.group(1)), "url": f"http://127.0.0.1:{m.group(1)}/metrics"}
+
+
+def test_without_prometheus_client_the_cli_says_so_before_loading_anything(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "sys.modules['prometheus_client'] = None  # as if not installed\n"
+            "from edgeflow.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", code, "run", "--source", "synthetic://?width=64&height=64", "--frames", "3",
+                           "--metrics-port", "0", "--no-status", "--jsonl", str(tmp_path / "f.jsonl")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs prometheus_client" in lines[0] and "pip install" in lines[0], proc.stderr
+    assert not (tmp_path / "f.jsonl").exists()
