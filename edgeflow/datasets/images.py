@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeflow.imagelimits import check_image_bytes
 from edgeflow.errors import InputError, first_line
 from edgeflow.optional import cv2_or_none as _cv2
 
@@ -61,6 +62,7 @@ def read_image(path) -> np.ndarray:
             data = np.fromfile(path, dtype=np.uint8)
         except OSError as err:
             raise InputError(f"cannot read image {path}: {err.strerror or err}") from None
+        check_image_bytes(data, str(path))  # the header's size against the pixel limit, before decoding
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if image is None:
             raise InputError(f"cannot decode image {path}: not an image file OpenCV can read")
@@ -71,6 +73,7 @@ def read_image(path) -> np.ndarray:
             f"cannot read image {path}: install OpenCV (pip install opencv-python-headless) or Pillow"
         )
     try:
+        check_image_bytes(path, str(path))  # the header's size against the pixel limit, before decoding
         with pil.open(path) as img:
             image = np.asarray(img.convert("RGB"))
     except Exception as err:  # PIL raises UnidentifiedImageError, OSError, SyntaxError, ...

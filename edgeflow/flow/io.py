@@ -5,7 +5,8 @@ Flow convention (whole SDK): HxWx2 float32 (u, v) in pixels; frame-1 pixel (x, y
 truth is usually sparse (KITTI) or marks unknown pixels (Middlebury uses values > 1e9).
 
 Readers treat files as untrusted: anything malformed raises :class:`InputError` naming the file and
-the problem, and sizes are checked against the file length before any large allocation.
+the problem, and sizes are checked against the file length and the pixel limit of
+:mod:`edgeflow.imagelimits` (read from the header) before any large read, allocation or decode.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import struct
 import numpy as np
 
 from edgeflow.errors import InputError
-from edgeflow.flow.png16 import decode_png16, encode_png16
+from edgeflow.flow.png16 import check_png16_header, decode_png16, encode_png16
+from edgeflow.imagelimits import check_pixels
 
 FLO_MAGIC = b"PIEH"  # float32 202021.25, little endian
 FLO_HEADER_BYTES = 12
@@ -93,6 +95,7 @@ def _parse_flo_header(header: bytes, total_bytes: int, name: str):
             f"{name}: corrupt .flo file: {problem} ({total_bytes} bytes, a {width}x{height} flow "
             f"needs {expected})"
         )
+    check_pixels(width, height, name)
     return width, height
 
 
@@ -147,12 +150,12 @@ def flo_valid(flow: np.ndarray) -> np.ndarray:
     return np.all(np.isfinite(flow) & (np.abs(flow) <= UNKNOWN_FLOW_THRESHOLD), axis=2)
 
 
-def decode_kitti_png(data: bytes, name: str = "<bytes>", use_cv2: bool = True):
+def decode_kitti_png(data: bytes, name: str = "<bytes>"):
     """Decode KITTI flow PNG bytes to ``(flow HxWx2 float32, valid HxW bool)``.
 
     u = (R - 2^15) / 64, v = (G - 2^15) / 64, valid = B > 0; invalid pixels read as (0, 0).
     """
-    img = decode_png16(data, name=name, use_cv2=use_cv2)
+    img = decode_png16(data, name=name)
     flow = (img[:, :, :2].astype(np.float32) - KITTI_OFFSET) / KITTI_SCALE
     valid = img[:, :, 2] > 0
     flow[~valid] = 0.0
@@ -177,9 +180,21 @@ def encode_kitti_png(flow, valid=None) -> bytes:
     return encode_png16(img)
 
 
-def read_kitti_png(path, use_cv2: bool = True):
-    """Read a KITTI flow PNG; returns ``(flow, valid)``."""
-    return decode_kitti_png(_read_bytes(path), name=os.fspath(path), use_cv2=use_cv2)
+def read_kitti_png(path):
+    """Read a KITTI flow PNG; returns ``(flow, valid)``. The header is checked (size, pixel limit,
+    deflate ratio) from the first bytes before the rest of the file is read or decoded."""
+    name = os.fspath(path)
+    _require_file(path)
+    try:
+        with open(path, "rb") as fh:
+            total = os.fstat(fh.fileno()).st_size
+            head = fh.read(64)
+            if len(head) >= 33:
+                check_png16_header(head, name, total_bytes=total)
+            data = head + fh.read()
+    except OSError as err:
+        raise _os_error("read", path, err) from None
+    return decode_kitti_png(data, name=name)
 
 
 def write_kitti_png(path, flow, valid=None) -> None:

@@ -18,6 +18,7 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from edgeflow.imagelimits import check_image_bytes
 from edgeflow.errors import SourceError
 from edgeflow.sources.base import Frame, Source, as_rgb_frame
 from edgeflow.sources.pacing import Pacer
@@ -53,6 +54,7 @@ def _opencv_reader() -> Callable[[str], Optional[np.ndarray]]:
     def read(path: str) -> Optional[np.ndarray]:
         # imdecode over a byte buffer: imread cannot open non-ASCII paths on every platform.
         data = np.fromfile(path, dtype=np.uint8)
+        check_image_bytes(data, path)  # the header's size against the pixel limit, before decoding
         bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
@@ -63,6 +65,7 @@ def _pil_reader() -> Callable[[str], Optional[np.ndarray]]:
     from PIL import Image
 
     def read(path: str) -> Optional[np.ndarray]:
+        check_image_bytes(path, path)  # the header's size against the pixel limit, before decoding
         with Image.open(path) as img:
             return np.asarray(img.convert("RGB"))
 
