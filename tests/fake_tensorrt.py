@@ -128,7 +128,8 @@ def make_fake_tensorrt(version: str = "10.3.0", precision_flags: bool = True, dl
     trt.MemoryPoolType = types.SimpleNamespace(WORKSPACE="WORKSPACE")
     trt.DeviceType = types.SimpleNamespace(GPU="GPU", DLA="DLA")
     trt.TensorIOMode = types.SimpleNamespace(NONE="NONE", INPUT="INPUT", OUTPUT="OUTPUT")
-    trt.LayerType = types.SimpleNamespace(QUANTIZE="QUANTIZE", DEQUANTIZE="DEQUANTIZE", PLUGIN_V3="PLUGIN_V3", OTHER="OTHER")
+    trt.LayerType = types.SimpleNamespace(QUANTIZE="QUANTIZE", DEQUANTIZE="DEQUANTIZE", PLUGIN_V3="PLUGIN_V3",
+                                      CONVOLUTION="CONVOLUTION")
 
     class IProgressMonitor:
         def __init__(self):
@@ -211,7 +212,7 @@ def make_fake_tensorrt(version: str = "10.3.0", precision_flags: bool = True, dl
                     key = ("Correlation", attrs.get("plugin_version", "1"), attrs.get("plugin_namespace", ""))
                     if key not in trt.registered:
                         self.errors.append(ParserError(node.name, "Correlation", "Plugin not found, are the plugin name, version, and namespace correct?"))
-                self.network.layers.append(Layer("QUANTIZE" if node.op_type == "QuantizeLinear" else "OTHER"))
+                self.network.layers.append(Layer("QUANTIZE" if node.op_type == "QuantizeLinear" else "CONVOLUTION"))
             if self.errors:
                 return False
             inits = {i.name for i in model.graph.initializer}
