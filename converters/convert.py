@@ -286,6 +286,8 @@ def _byo_stage(loaded, module, pad_multiple: int, opts: ConvertOptions, steps):
     from converters.byo import InputOptions, prepare
 
     inputs = InputOptions(opts.input_layout, opts.input_range, opts.color_order, opts.mean, opts.std)
+    if loaded.kind == "torchscript" and not opts.pad_multiple and not loaded.pad_multiple:
+        pad_multiple = 1  # a trace runs at the size it was recorded at: no padding to a multiple by default
     plan = prepare(loaded, module, pad_multiple, opts.height, opts.width, inputs, opts.correlations, opts.recognize)
     replaced = len(plan.recognition.replaced) if plan.recognition else 0
     steps.note(f"{replaced} correlation layer(s) replaced" if replaced else "no third-party correlation layer")

@@ -148,3 +148,30 @@ def test_trace_of_a_third_party_layer_warns_that_it_lost_the_correlation():
     rec = recognize(traced, _frames())
     assert rec.module is traced and len(rec.warnings) == 1
     assert "trace lost the correlation" in rec.warnings[0] and "--trust-pickle" in rec.warnings[0]
+
+
+class _TwoCalls(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.corr = L.IterSpatialCorrelationSampler(1, 5, 1, 0, 1, dilation_patch=2)
+
+    def forward(self, a, b):
+        fa, fb = self.features(a), self.features(b)
+        return self.corr(fa, fb).flatten(1, 2).mean(1, keepdim=True) + self.corr(fb, fa).flatten(1, 2).amax(1, keepdim=True)
+
+
+def test_pt2_program_groups_are_recognized_by_their_module_stack(tmp_path):
+    """torch.export inlines the sampler into aten ops; each call is found, checked and replaced."""
+    model = _TwoCalls().eval()
+    a, b = _frames()
+    torch.export.save(torch.export.export(model, (a, b)), str(tmp_path / "m.pt2"))
+    program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    rec = recognize(program, (a, b))
+    assert [layer.status for layer in rec.layers] == ["replaced", "replaced"], rec.lines()
+    assert {layer.attrs.stride2 for layer in rec.layers} == {2} and "call 2" in rec.layers[1].path
+    result = export_onnx(rec.module, (a, b), tmp_path / "m.onnx", ["a", "b"], ["flow"])
+    assert result.correlation_nodes == 2
+    with torch.no_grad():
+        want = model(a, b).numpy()
+    np.testing.assert_allclose(_onnx_run(tmp_path / "m.onnx", a, b), want, rtol=1e-4, atol=1e-4)

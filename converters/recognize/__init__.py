@@ -280,6 +280,18 @@ def recognize(
             raise EdgeflowError("--correlation needs the Python model (a pickle with --trust-pickle, a checkpoint or .pt2); "
                                 "a TorchScript archive's modules cannot be replaced")
         return result
+    if isinstance(model, torch.fx.GraphModule) and any("nn_module_stack" in n.meta for n in model.graph.nodes):
+        # A torch.export program: module classes are gone, their calls are node groups.
+        from converters.recognize.exported import rewrite_exported
+
+        swapped, layers = rewrite_exported(model)
+        result.layers.extend(layers)
+        if any(layer.status != "skipped" for layer in layers):
+            result.module = swapped
+        if declared:
+            raise EdgeflowError("--correlation needs the Python model (a pickle with --trust-pickle or a checkpoint); "
+                                "a .pt2 program's modules are inlined")
+        return result
     named = dict(model.named_modules())
     for path in declared:
         if path not in named:
