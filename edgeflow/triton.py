@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edgeflow.artifact import Artifact, sha256_file
+from edgeflow.artifact import Artifact, parse_manifest, read_json_file, sha256_file
 from edgeflow.errors import EdgeflowError, InputError
 
 TRITON_DTYPES = {
@@ -294,9 +294,9 @@ def _models(repo: Path) -> list[tuple[str, dict, Path | None]]:
         manifest = d / MANIFEST_COPY
         if not manifest.is_file():
             continue
-        try:
-            meta = json.loads(manifest.read_text())
-        except (OSError, json.JSONDecodeError):
+        try:  # a copy in someone's repository: the same bounded, validated read as an artifact's
+            meta = parse_manifest(read_json_file(manifest, "manifest"), manifest).to_dict()
+        except EdgeflowError:
             continue
         plugin = next(iter(sorted(d.glob("lib*.so"))), None)
         platform = "tensorrt_plan" if any(d.glob("*/model.plan")) else "onnxruntime_onnx"

@@ -309,3 +309,17 @@ def test_triton_export_keeps_user_files(tiny, tmp_path):
         export_triton(tiny, repo, platform="onnxruntime", kind="cpu")
     assert (repo / "README.txt").read_text() == "my own readme"
     assert [p.name for p in repo.iterdir() if p.name.startswith(".")] == []
+
+
+def test_triton_readme_skips_malformed_manifest_copies(tiny, tmp_path):
+    """README.txt lists every model of the repository from its manifest copy; a broken copy in
+    someone else's folder is skipped, not a traceback."""
+    from edgeflow.triton import MANIFEST_COPY, export_triton
+
+    repo = tmp_path / "repo"
+    for name, body in (("broken", b"\xff\xfe"), ("deep", b"[" * 100_000), ("shape", b'{"inputs": [1]}')):
+        (repo / name).mkdir(parents=True)
+        (repo / name / MANIFEST_COPY).write_bytes(body)
+    export_triton(tiny, repo, platform="onnxruntime", kind="cpu")
+    readme = (repo / "README.txt").read_text()
+    assert "tiny-diff" in readme and "broken" not in readme
