@@ -4,7 +4,7 @@ This package must never import torch: device apps embed it with numpy + onnxrunt
 (TensorRT where present). The host-side toolchain lives in the separate ``converters`` package.
 """
 
-__version__ = "0.1.0"
+from edgeflow.version import __version__  # noqa: F401  (kept in edgeflow/version.py: modules below read it there)
 # Our distribution's name. PyPI's "edgeflow" is an unrelated project that installs an `edgeflow`
 # import package too; the CLI checks this marker to tell which package it got.
 __distribution__ = "edgeflow-sdk"

@@ -28,7 +28,7 @@ from typing import Callable, Optional
 import numpy as np
 
 from edgeflow.metrics import LatencyStats
-from edgeflow.stream.pairs import decoder_plan
+from edgeflow.model import decoder_plan
 
 
 @dataclass

@@ -27,6 +27,22 @@ def default_artifact_path() -> Path:
     return DEFAULT_ARTIFACT
 
 
+def decoder_plan(decoder_inputs, encoder_outputs, where="the artifact") -> list:
+    """``[(decoder input, 0 | 1 for frame t-1 | t, encoder output)]``, matched by name.
+
+    Decoder inputs are named ``feat1_<i>`` / ``feat2_<i>`` after encoder output ``feat_<i>``; an
+    exporter may drop inputs a decoder never reads, so matching is by name, never by position.
+    """
+    plan = []
+    for name in decoder_inputs:
+        side, _, level = name.partition("_")
+        key = f"feat_{level}"
+        if side not in ("feat1", "feat2") or key not in encoder_outputs:
+            raise ArtifactError(f"{where}: decoder input {name!r} has no matching encoder output; re-run `edgeflow convert`")
+        plan.append((name, 0 if side == "feat1" else 1, key))
+    return plan
+
+
 class Features:
     """One frame's encoder outputs, opaque to callers; valid for frames of one geometry."""
 
@@ -131,10 +147,7 @@ class FlowModel:
             raise InputError("the two frames' features come from frames of different sizes")
         if self._decoder_plan is None:
             # Matched by name, never by position: exporters drop inputs a decoder never reads
-            # (FlowNetC uses only the deepest frame-2 feature). Imported here: edgeflow.stream
-            # imports this module.
-            from edgeflow.stream.pairs import decoder_plan
-
+            # (FlowNetC uses only the deepest frame-2 feature).
             self._decoder_plan = decoder_plan(self.decoder.input_names, self.encoder.output_names, self.artifact.root)
         pair = (feats1, feats2)
         out = self.decoder.infer({name: pair[side].tensors[key] for name, side, key in self._decoder_plan})

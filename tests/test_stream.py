@@ -100,7 +100,7 @@ def test_cached_path_encodes_each_frame_once(model):
 
 def test_decoder_inputs_are_matched_to_features_by_name():
     from edgeflow.errors import ArtifactError
-    from edgeflow.stream.pairs import decoder_plan
+    from edgeflow.model import decoder_plan
 
     # FlowNetC-style: the exporter dropped every decoder input but the deepest frame-2 feature
     assert decoder_plan(["feat2_1"], ["feat_0", "feat_1"]) == [("feat2_1", 1, "feat_1")]

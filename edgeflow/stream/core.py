@@ -574,8 +574,8 @@ class Stream:
         return bool(self._pairs and self._pairs.cached)
 
     def _meta(self) -> dict:
-        from edgeflow import __version__
         from edgeflow.sources.uri import redact
+        from edgeflow.version import __version__
 
         model, source = self.model, self.source
         budget = getattr(model, "budget", None)

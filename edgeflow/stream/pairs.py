@@ -17,23 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from edgeflow.errors import ArtifactError
-
-
-def decoder_plan(decoder_inputs, encoder_outputs, where="the artifact") -> list:
-    """``[(decoder input, 0 | 1 for frame t-1 | t, encoder output)]``, matched by name.
-
-    Decoder inputs are named ``feat1_<i>`` / ``feat2_<i>`` after encoder output ``feat_<i>``; an
-    exporter may drop inputs a decoder never reads, so matching is by name, never by position.
-    """
-    plan = []
-    for name in decoder_inputs:
-        side, _, level = name.partition("_")
-        key = f"feat_{level}"
-        if side not in ("feat1", "feat2") or key not in encoder_outputs:
-            raise ArtifactError(f"{where}: decoder input {name!r} has no matching encoder output; re-run `edgeflow convert`")
-        plan.append((name, 0 if side == "feat1" else 1, key))
-    return plan
+from edgeflow.model import decoder_plan
 
 
 class PairRunner:
