@@ -38,6 +38,8 @@ class RunConfig:
     val_pairs: int = 12
     val_size: tuple[int, int] = (240, 320)
     builtin_eval: bool = True
+    #: Also score the unseen evaluation set (edgeflow.synthetic.unseen_eval) at each validation.
+    unseen_eval: bool = False
     threads: int = 2
     workers: int = 0
     device: str = "auto"

@@ -133,6 +133,7 @@ class Validator:
         self.device = device
         self.synthetic = self._synthetic(config)
         self.builtin = self._builtin() if config.run.builtin_eval else []
+        self.unseen = self._unseen() if config.run.unseen_eval else []
 
     @staticmethod
     def _synthetic(config: TrainConfig):
@@ -154,6 +155,12 @@ class Validator:
         except Exception:  # not installed / not available: validation just skips it
             return []
 
+    @staticmethod
+    def _unseen():
+        from edgeflow.synthetic.unseen_eval import unseen_eval_set
+
+        return [(p[1], p[2], p[3], p[4]) for p in unseen_eval_set()]
+
     @torch.no_grad()
     def _mean_epe(self, model, pairs) -> Optional[float]:
         if not pairs:
@@ -174,6 +181,8 @@ class Validator:
             result = {"val_epe": self._mean_epe(model, self.synthetic)}
             if self.builtin:
                 result["builtin_epe"] = self._mean_epe(model, self.builtin)
+            if self.unseen:
+                result["unseen_epe"] = self._mean_epe(model, self.unseen)
         finally:
             model.train(was_training)
         return result

@@ -24,8 +24,11 @@ from torch import nn
 import edgeflow
 from converters.ops import Correlation
 from converters.zoo.base import FlowModel
+from converters.zoo.fastflow import FASTFLOW_LITE_CONFIG, FastFlowConfig, FastFlowNet
 from converters.zoo.flownetc import FLOWNETC_S_CONFIG, FlowNetC, FlowNetCConfig
+from converters.zoo.neuflow import NEUFLOW_LITE_CONFIG, NeuFlowConfig, NeuFlowNet
 from converters.zoo.pwc import PWC_CONFIG, PWC_LITE_CONFIG, PWCConfig, PWCNet
+from converters.zoo.rapid import RAPID_LITE_CONFIG, RapidConfig, RapidFlowNet
 from edgeflow.errors import EdgeflowError
 
 WEIGHTS_DIR = Path(edgeflow.__file__).resolve().parent / "data" / "models"
@@ -34,6 +37,9 @@ WEIGHTS_DIR = Path(edgeflow.__file__).resolve().parent / "data" / "models"
 ARCHS: dict[str, tuple[type[FlowModel], type]] = {
     "pwc": (PWCNet, PWCConfig),
     "flownetc": (FlowNetC, FlowNetCConfig),
+    "neuflow": (NeuFlowNet, NeuFlowConfig),
+    "rapid": (RapidFlowNet, RapidConfig),
+    "fastflow": (FastFlowNet, FastFlowConfig),
 }
 
 
@@ -61,6 +67,12 @@ MODELS: dict[str, ZooEntry] = {
     "pwc": ZooEntry("pwc", PWCNet, PWC_CONFIG),
     "pwc-lite": ZooEntry("pwc-lite", PWCNet, PWC_LITE_CONFIG),
     "flownetc-s": ZooEntry("flownetc-s", FlowNetC, FLOWNETC_S_CONFIG),
+    # Issue 14 candidates for the edge default (docs/model_card_default.md has the measurements).
+    "neuflow-lite": ZooEntry("neuflow-lite", NeuFlowNet, NEUFLOW_LITE_CONFIG),
+    "rapid-lite": ZooEntry("rapid-lite", RapidFlowNet, RAPID_LITE_CONFIG),
+    "fastflow-lite": ZooEntry("fastflow-lite", FastFlowNet, FASTFLOW_LITE_CONFIG),
+    # The edge default chosen by measurement (issue 14): NeuFlow-style, 1/16 matching + 1/8 refinement.
+    "default": ZooEntry("default", NeuFlowNet, NEUFLOW_LITE_CONFIG),
 }
 
 
