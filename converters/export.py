@@ -29,7 +29,7 @@ from onnx import helper
 
 from converters.ops.attrs import CorrelationAttrs
 from converters.ops.correlation import ONNX_DOMAIN, ONNX_DOMAIN_VERSION, ONNX_OP, count_calls
-from converters.ops.onnx_function import DEFAULT_FORMULATION, build_correlation_function
+from converters.ops.onnx_function import DEFAULT_FORMULATION, build_correlation_function, correlation_nodes, node_attrs
 from edgeflow.errors import EdgeflowError, first_line
 
 DEFAULT_OPSET = 17
@@ -45,15 +45,6 @@ class ExportResult:
     exporter: str
     correlation: list[dict] = field(default_factory=list)  # one attribute dict per distinct set
     correlation_nodes: int = 0
-
-
-def correlation_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
-    return [n for n in model.graph.node if n.domain == ONNX_DOMAIN and n.op_type == ONNX_OP]
-
-
-def node_attrs(node: onnx.NodeProto) -> CorrelationAttrs:
-    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    return CorrelationAttrs.from_dict(values)
 
 
 def attach_correlation_functions(model: onnx.ModelProto, formulation: str = DEFAULT_FORMULATION) -> list[CorrelationAttrs]:

@@ -26,7 +26,7 @@ from onnx import FunctionProto, TensorProto, helper
 
 from converters.ops.attrs import CorrelationAttrs
 from converters.ops.correlation import ONNX_DOMAIN, ONNX_OP
-from converters.ops.onnx_function import _INT64_MAX, _Body, _finish
+from converters.ops.onnx_function import _INT64_MAX, _Body, _finish, correlation_nodes, node_attrs
 
 FORMULATION = "band_matmul"
 MIN_OPSET = 15  # CastLike
@@ -148,8 +148,6 @@ def build_band_function(attrs: CorrelationAttrs, opset: int, overload: str | Non
 
 def use_band_bodies(model: onnx.ModelProto, tile: int | None = DEFAULT_TILE) -> int:
     """Replace (in place) every Correlation function whose attributes allow it; returns how many."""
-    from converters.export import correlation_nodes, node_attrs
-
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
     by_overload = {}
     for node in correlation_nodes(model):

@@ -19,6 +19,7 @@ Formulations (benchmarks/bench_correlation_onnx.py measures them; docs/correlati
 
 from __future__ import annotations
 
+import onnx
 from onnx import AttributeProto, FunctionProto, TensorProto, helper
 
 from converters.ops.attrs import CorrelationAttrs
@@ -30,6 +31,17 @@ _INT64_MAX = 2**63 - 1
 # Body nodes carry this name prefix so profilers can attribute inlined nodes to the op.
 BODY_NODE_PREFIX = "edgeflow_correlation/"
 ATTRIBUTE_NAMES = ["max_displacement", "kernel_size", "stride1", "stride2", "pad_size", "normalize"]
+
+
+
+def correlation_nodes(model: onnx.ModelProto) -> list[onnx.NodeProto]:
+    """The graph's ``edgeflow::Correlation`` nodes (here, not in export.py: the band bodies need them too)."""
+    return [n for n in model.graph.node if n.domain == ONNX_DOMAIN and n.op_type == ONNX_OP]
+
+
+def node_attrs(node: onnx.NodeProto) -> CorrelationAttrs:
+    values = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    return CorrelationAttrs.from_dict(values)
 
 
 class _Body:
