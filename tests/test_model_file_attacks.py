@@ -236,10 +236,11 @@ def test_plain_programs_load_and_run(programs):
 
 
 def test_export_program_converts(programs, tmp_path):
-    """`edgeflow convert program.pt2` gets past loading (used to die with 'Calling eval() is not supported')."""
-    static = programs[0]
+    """`edgeflow convert program.pt2` gets past loading (used to die with 'Calling eval() is not supported').
+    The dynamic-shape program: convert checks parity at more than one frame size."""
+    dynamic = programs[1]
     out = tmp_path / "art"
-    proc = run_cli("convert", str(static), "--out", str(out), "--quiet", "--height", "32", "--width", "32",
+    proc = run_cli("convert", str(dynamic), "--out", str(out), "--quiet", "--height", "32", "--width", "32",
                    "--no-split", "--parity-pairs", "1", "--latency-iterations", "1", cwd=tmp_path)
     assert "not supported" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
     assert proc.returncode == 0, proc.stderr
