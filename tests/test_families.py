@@ -124,3 +124,28 @@ def test_fast_correlation_handles_dilated_search():
     g_out = torch.autograd.grad(out, (a, b), grad)
     assert torch.allclose(out, ref, atol=1e-6)
     assert all(torch.allclose(x, y, atol=1e-5) for x, y in zip(g_out, g_ref))
+
+
+def test_gpu_path_renders_exact_pairs_and_trains_resumably_on_cpu(tmp_path):
+    """The GPU session's code at a tiny size on the CPU: on-device pairs are exact (warp check
+    without photometry), and a time-boxed session saves a state that a second call resumes."""
+    from converters.train import gpu_run
+    from converters.train.gpu_data import GpuSyntheticBatches
+
+    source = GpuSyntheticBatches(2, 64, 96, "cpu", objects=3)
+    source._photometric = lambda gen, a, b: (a, b)
+    batch = source.batch(3)
+    assert torch.equal(batch.flow, source.batch(3).flow)
+    for i in range(2):
+        f1, f2 = (t[i].permute(1, 2, 0).numpy() for t in (batch.frame1, batch.frame2))
+        flow, valid = batch.flow[i].permute(1, 2, 0).numpy(), batch.valid[i].numpy() > 0
+        warped, _ = warp_backward(f2, flow)
+        assert np.median(np.abs(warped - f1).mean(-1)[valid]) < 0.5
+    args = ["--device", "cpu", "--steps", "4", "--batch", "2", "--size", "64", "96", "--init-from", "none",
+            "--out", str(tmp_path / "gpu"), "--minutes", "10"]
+    torch.set_num_threads(1)
+    assert gpu_run.main(args) == 0
+    state = torch.load(tmp_path / "gpu" / "state.pt", weights_only=True)
+    assert state["step"] == 4
+    assert gpu_run.main(args[:3] + ["6"] + args[4:]) == 0
+    assert torch.load(tmp_path / "gpu" / "state.pt", weights_only=True)["step"] == 6

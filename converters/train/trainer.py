@@ -219,6 +219,9 @@ class Trainer:
         self.step = 0
         self.elapsed = 0.0
         self.last_loss: Optional[float] = None
+        #: ``start_step -> iterator of Batch``; None: the numpy renderer (:func:`batch_stream`).
+        #: The GPU session (:mod:`converters.train.gpu_run`) renders on the device instead.
+        self.batch_source = None
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -288,9 +291,10 @@ class Trainer:
         self.scheduler.step()
         return float(terms.total.detach()), float(terms.epe), float(norm)
 
-    def run(self, resume: bool = False, until: Optional[int] = None) -> int:
-        """Train to ``config.run.steps`` (or stop early after step ``until``, saving the state as a
-        checkpoint, which a later ``run(resume=True)`` continues); returns 0, or 130 after Ctrl-C."""
+    def run(self, resume: bool = False, until: Optional[int] = None, max_seconds: Optional[float] = None) -> int:
+        """Train to ``config.run.steps`` (or stop early after step ``until``, or once ``max_seconds``
+        of wall time have passed, saving the state as a checkpoint, which a later
+        ``run(resume=True)`` continues); returns 0, or 130 after Ctrl-C."""
         from tqdm import tqdm
 
         if resume:
@@ -298,7 +302,9 @@ class Trainer:
         run = self.config.run
         self.model.train()
         validator = Validator(self.config, self.device) if run.val_every > 0 else None
-        stream = batch_stream(self.config.data, start=self.step, workers=run.workers)
+        stream = self.batch_source(self.step) if self.batch_source is not None else \
+            batch_stream(self.config.data, start=self.step, workers=run.workers)
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
         bar = tqdm(total=run.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
                    mininterval=1.0 if os.isatty(2) else 30.0, desc=f"train {self.config.model}")
         postfix: dict = {}
@@ -308,7 +314,7 @@ class Trainer:
         tick = time.perf_counter()
         try:
             last = run.steps if until is None else min(until, run.steps)
-            while self.step < last and not stop.requested:
+            while self.step < last and not stop.requested and (deadline is None or time.monotonic() < deadline):
                 loss, epe, norm = self.train_step(next(stream))
                 self.step += 1
                 now = time.perf_counter()
