@@ -41,7 +41,8 @@ import torch
 from torch import nn
 
 from converters.zoo.base import FlowModel
-from converters.zoo.registry import ARCHS, MODELS, build_model, config_from, get_model
+from converters.zoo.registry import ARCHS, MODELS, config_from, get_model, model_from_checkpoint
+from edgeflow.artifact import sha256_file
 from edgeflow.errors import EdgeflowError
 
 CHECKPOINT_FORMAT = "edgeflow-checkpoint"
@@ -150,24 +151,12 @@ def save_checkpoint(model: nn.Module, path, arch: str | None = None, config=None
     return path
 
 
-def sha256_file(path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _load_zoo(name: str) -> LoadedModel:
     entry = MODELS[name]
     weights = entry.weights
-    if weights is not None:
-        loaded = _load_torch_save(weights, trust_pickle=False)
-        if loaded.arch != entry.arch:
-            raise EdgeflowError(f"bundled weights {weights} hold arch {loaded.arch!r}, not {entry.arch!r}; reinstall edgeflow")
-        loaded.module.pretrained = True
-        loaded.module.zoo_name = name
-        return dataclasses.replace(loaded, kind="zoo", name=name)
+    if weights is not None:  # read by the zoo's one weights loader (converters.zoo.registry.load_weights)
+        model = get_model(name)
+        return LoadedModel(model, "zoo", str(weights), sha256_file(weights), entry.arch, model.config_dict(), name=name)
     model = get_model(name, pretrained=False).eval()
     warning = f"no bundled weights for {name!r}: the model is randomly initialised and its flow is meaningless"
     return LoadedModel(model, "zoo", None, None, entry.arch, model.config_dict(), name=name, warning=warning)
@@ -232,52 +221,8 @@ def _weights_only_reason(err: BaseException) -> str:
 
 
 def _from_checkpoint(obj, path: Path) -> LoadedModel:
-    if not isinstance(obj, dict):
-        raise EdgeflowError(f"{path} holds a {type(obj).__name__}, not a model; save it with converters.load.save_checkpoint")
-    if "state_dict" not in obj or "arch" not in obj:
-        if obj and all(isinstance(value, torch.Tensor) for value in obj.values()):
-            raise EdgeflowError(
-                f"{path} is a bare state_dict with no architecture; re-save it with "
-                "converters.load.save_checkpoint(model, path, arch, config)"
-            )
-        raise EdgeflowError(f"{path} is not an edgeflow checkpoint (needs keys 'arch', 'config', 'state_dict')")
-    arch, state_dict = obj["arch"], obj["state_dict"]
-    if not isinstance(arch, str) or (arch not in ARCHS and arch not in MODELS):
-        raise EdgeflowError(f"unknown arch {arch!r} in {path}; known: {', '.join(sorted(ARCHS))}")
-    try:
-        model = build_model(arch, obj.get("config"))
-    except EdgeflowError as err:
-        raise EdgeflowError(f"bad config in {path}: {err}") from None
-    except (TypeError, ValueError) as err:
-        raise EdgeflowError(f"bad config in {path}: {_first_line(err)}") from None
-    if not isinstance(state_dict, dict):
-        raise EdgeflowError(f"'state_dict' in {path} is a {type(state_dict).__name__}, not a dict of tensors")
-    _check_state_dict(model, state_dict, arch, path)
-    model.load_state_dict(state_dict)
-    model.eval()
-    model.pretrained = True
+    model = model_from_checkpoint(obj, path)  # the checks bundled zoo weights go through too
     return LoadedModel(model, "checkpoint", str(path), sha256_file(path), model.arch, model.config_dict())
-
-
-def _check_state_dict(model: nn.Module, state_dict: dict, arch: str, path: Path) -> None:
-    """One readable line instead of load_state_dict's multi-line RuntimeError."""
-    expected = model.state_dict()
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    mismatched = [
-        f"{key} {tuple(state_dict[key].shape)} vs {tuple(value.shape)}"
-        for key, value in expected.items()
-        if key in state_dict and (not isinstance(state_dict[key], torch.Tensor) or state_dict[key].shape != value.shape)
-    ]
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-        if items:
-            more = f" (+{len(items) - 2} more)" if len(items) > 2 else ""
-            problems.append(f"{len(items)} {label}: {', '.join(items[:2])}{more}")
-    if problems:
-        raise EdgeflowError(
-            f"state_dict in {path} does not fit arch {arch!r} with its config: {'; '.join(problems)}"
-        )
 
 
 def _load_trusted_pickle(path: Path) -> LoadedModel:

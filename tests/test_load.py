@@ -216,3 +216,33 @@ def test_bundled_weights_are_used(tmp_path, monkeypatch):
     loaded = load_model("pwc-lite")
     assert loaded.kind == "zoo" and loaded.name == "pwc-lite" and loaded.warning is None
     assert loaded.source_path == str(path) and loaded.sha256 == sha256(path)
+
+
+def test_zoo_weights_load_through_one_function(tmp_path, monkeypatch):
+    """get_model and load_model read bundled weights through registry.load_weights only: a file of
+    the wrong family is refused by both with the same line."""
+    import converters.zoo.registry as registry
+
+    monkeypatch.setattr(registry, "WEIGHTS_DIR", tmp_path)
+    torch.manual_seed(6)
+    save_checkpoint(build_model("flownetc-s"), tmp_path / "pwc-lite.pt")  # a FlowNetC under pwc-lite's name
+    with pytest.raises(EdgeflowError, match="hold arch 'flownetc', not 'pwc'") as direct:
+        registry.get_model("pwc-lite")
+    message = one_line_error("hold arch 'flownetc', not 'pwc'", "pwc-lite")
+    assert message == str(direct.value)
+    (tmp_path / "pwc-lite.pt").write_bytes(b"truncated")
+    one_line_error("cannot read bundled weights .*reinstall edgeflow-sdk", "pwc-lite")
+
+
+def test_shipped_weights_match_their_records():
+    """Each record's file ships in the toolchain (converters/zoo/weights/), not in the runtime
+    package, and holds the parameter count the record states."""
+    import converters.zoo.registry as registry
+
+    assert registry.WEIGHTS_DIR == pathlib.Path(registry.__file__).resolve().parent / "weights"
+    assert not (pathlib.Path(__file__).resolve().parents[1] / "edgeflow" / "data" / "models").exists()
+    for name, record in registry.WEIGHTS.items():
+        assert registry.MODELS[name].record is record and record.path.is_file(), name
+        model = registry.load_weights(registry.MODELS[name])
+        assert sum(p.numel() for p in model.parameters()) == record.params, name
+        assert all(pathlib.Path(__file__).resolve().parents[1].joinpath(r).is_file() for r in record.recipe), name
