@@ -323,3 +323,17 @@ def test_triton_readme_skips_malformed_manifest_copies(tiny, tmp_path):
     export_triton(tiny, repo, platform="onnxruntime", kind="cpu")
     readme = (repo / "README.txt").read_text()
     assert "tiny-diff" in readme and "broken" not in readme
+
+
+@pytest.mark.parametrize("case", ["pad_multiple 1e9", "files entry a string", "graph dotdot"])
+def test_malformed_manifest_through_the_cli(case, art, tmp_path):
+    """What the user sees: `edgeflow info` and `edgeflow run` print one error line, no traceback."""
+    change, match = MALFORMED[case]
+    m = manifest(art)
+    change(m)
+    write_manifest(art, m)
+    for args in (("info", str(art)), ("run", str(art), "--source", "synthetic://?width=64&height=48", "--frames", "2")):
+        proc = run_cli(*args, cwd=tmp_path)
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        assert len(lines) == 1 and "manifest.json" in lines[0], proc.stderr
