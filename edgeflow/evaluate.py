@@ -46,10 +46,11 @@ class Method:
 
 
 def artifact_method(path=None, threads: int | None = None, backend: str = "auto") -> Method:
-    """An artifact directory (``None``: the bundled default) run through :func:`edgeflow.load`."""
-    import edgeflow
+    """An artifact directory (``None``: the bundled default) run through :meth:`FlowModel.load`
+    (what :func:`edgeflow.load` calls; imported from its module, not from the package above)."""
+    from edgeflow.model import FlowModel
 
-    model = edgeflow.load(path, threads=threads, backend=backend)
+    model = FlowModel.load(path, threads=threads, backend=backend)
     info = {"artifact": str(model.artifact.root), "precision": model.artifact.precision,
             "backend": model.runner.backend, "arch": model.artifact.manifest.get("model", {}).get("arch")}
     return Method(model.name, "artifact", model.infer, info, model.close)
