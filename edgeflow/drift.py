@@ -27,7 +27,7 @@ The reference keeps, per feature, 21 quantiles (0, 5, ..., 100 %) of the values 
 time, their count and mean: a few hundred numbers in all.
 
 **Score**: per feature, the Kolmogorov-Smirnov distance between the reference distribution and the
-values of the last :data:`DEFAULT_WINDOW` sampled frames, ``D = max |F_ref(x) - F_live(x)|``,
+values of the last :data:`DEFAULT_WINDOW` sampled frames (:data:`DEFAULT_RATE` a second), ``D = max |F_ref(x) - F_live(x)|``,
 evaluated at the reference's quantile points (where ``F_ref`` is known exactly; ties take the
 highest level); no score before :data:`MIN_FRAMES` frames were sampled. ``D`` is 0 when the live values are spread like the reference, 1 when they all lie
 outside its range. The combined ``score`` is the mean of the per-feature distances, so one odd
@@ -51,6 +51,8 @@ TARGET_WIDTH = 160
 LEVELS = tuple(range(0, 101, 5))
 #: Live frames the score compares against the reference.
 DEFAULT_WINDOW = 60
+#: Frames sampled per second at run time (the window then spans 30 s).
+DEFAULT_RATE = 2.0
 #: Sampled frames needed before a score is given (a KS distance of three values means nothing).
 MIN_FRAMES = 20
 #: Combined score above which ``edgeflow run`` warns (see docs/watch.md for how to pick one).

@@ -226,7 +226,8 @@ def test_live_page_server_pushes_newest_pictures_and_stats(tiny):
                         got["slo"] = data.get("slo")
                     elif msg.type == aiohttp.WSMsgType.BINARY:
                         got["ids"].append(int.from_bytes(msg.data[:4], "little"))
-                        assert msg.data[4:6] == b"\xff\xd8"  # a JPEG
+                        n = int.from_bytes(msg.data[4:8], "little")
+                        assert msg.data[8:10] == msg.data[8 + n:10 + n] == b"\xff\xd8"  # camera and flow JPEGs
                     if len(set(got["ids"])) >= 3 and got["stats"] >= 3:
                         return
 
@@ -245,3 +246,31 @@ def test_live_page_server_pushes_newest_pictures_and_stats(tiny):
     assert len(set(got["ids"])) >= 3 and got["ids"] == sorted(got["ids"])  # newer pictures only, never older
     assert got["stats"] >= 3 and got["slo"]["objectives"]["p95"]["target_ms"] == 1e6
     assert watch.server is None  # closed with the stream
+
+
+def test_serve_on_a_port_in_use_is_one_clear_error(tiny):
+    pytest.importorskip("aiohttp")
+    import socket
+
+    from edgeflow.errors import EdgeflowError
+    from edgeflow.watch import WatchSink
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(EdgeflowError, match=f"cannot serve the live page on 127.0.0.1:{port}.*choose another"):
+            Stream(str(tiny), tiny_frames(4), sinks=[WatchSink("127.0.0.1", port)]).run()
+
+
+def test_preview_colours_match_the_colour_wheel():
+    """The page's LUT colouring is flow_to_color up to the table's quantization."""
+    from edgeflow.flow.visualize import flow_to_color
+    from edgeflow.watch.server import preview_flow_color
+
+    y, x = np.mgrid[0:120, 0:160]
+    flow = np.stack([np.cos(x / 20) * 3, np.sin(y / 15) * 2 - 1], axis=-1).astype(np.float32)
+    flow[0, 0] = np.nan
+    diff = np.abs(preview_flow_color(flow).astype(int) - flow_to_color(flow).astype(int))
+    assert diff.mean() < 2 and np.percentile(diff, 99) < 25
+    assert (preview_flow_color(flow)[0, 0] == 0).all()

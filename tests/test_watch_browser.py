@@ -41,9 +41,9 @@ PROBE = """(() => {
     const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
     for (let i = 0; i < d.length; i += 4) if (d[i] > 90 || d[i + 1] > 90 || d[i + 2] > 90) lit++;
   }
-  const img = document.getElementById('picture');
+  const img = document.getElementById('picture'), flow = document.getElementById('flowpic');
   return JSON.stringify({pictures: W.pictures || 0, ids: W.frameIds || [], draws: W.chartDraws || 0,
-    history: (W.history || []).length, lit: lit, img: img ? [img.naturalWidth, img.naturalHeight] : [0, 0],
+    history: (W.history || []).length, lit: lit, img: img ? [img.naturalWidth, img.naturalHeight] : [0, 0], flow: flow ? [flow.naturalWidth, flow.naturalHeight] : [0, 0],
     drift: document.getElementById('drift').textContent, fps: document.getElementById('fps').textContent});
 })()"""
 
@@ -171,7 +171,7 @@ def test_live_page_in_headless_chromium(tmp_path):
     ids = last["ids"]
     assert len(set(ids)) >= 2, f"the picture did not update: {states[-3:]}"
     assert ids == sorted(ids), "a newer picture was followed by an older one"
-    assert last["img"][0] > 0 and last["img"][1] > 0, "the picture never decoded"
+    assert min(last["img"]) > 0 and min(last["flow"]) > 0, "the pictures never decoded"
     assert last["draws"] >= 2 and last["history"] >= want_history
     assert last["lit"] > 200, "the chart canvas stayed blank"
     assert last["fps"] not in ("", "-")

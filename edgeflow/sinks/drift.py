@@ -2,8 +2,9 @@
 
 The features are computed on a worker thread, never on the thread that runs the model: per result
 the sink only copies the newest frame and flow into a one-slot mailbox (at most ``max_rate`` times
-a second; a frame still waiting is replaced, the newest wins), and the worker scores whatever is
-there. See :mod:`edgeflow.drift` for the features and the statistic.
+a second, default :data:`edgeflow.drift.DEFAULT_RATE`; a frame still waiting is replaced, the
+newest wins), and the worker scores whatever is there. Drift is slow (dusk, fog, a lens getting
+dirty), so a few frames a second are plenty, and the features cost about 3 ms of CPU each. See :mod:`edgeflow.drift` for the features and the statistic.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class DriftSink(Sink):
     name = "drift"
 
     def __init__(self, reference: Optional[dict] = None, threshold: Optional[float] = drift.DEFAULT_THRESHOLD,
-                 window: int = drift.DEFAULT_WINDOW, max_rate: float = 10.0, warn=None):
+                 window: int = drift.DEFAULT_WINDOW, max_rate: float = drift.DEFAULT_RATE, warn=None):
         self.reference = reference
         self.threshold = threshold
         self.window = window

@@ -1,8 +1,9 @@
 """The live page's HTTP/WebSocket server: aiohttp on its own thread and event loop.
 
 Routes: ``/`` the page, ``/ws`` a WebSocket that pushes statistics (JSON, once a second) and
-pictures (binary: 4-byte little-endian frame index + JPEG of the frame next to its colour-coded
-flow), ``/frame.jpg`` the newest picture, ``/stats.json`` the newest statistics.
+pictures (binary: frame index and the camera JPEG's length as two little-endian uint32, then the
+camera JPEG, then the flow JPEG), ``/frame.jpg`` and ``/flow.jpg`` the newest pictures,
+``/stats.json`` the newest statistics.
 
 Why this shape: the device must never wait for a browser. Each client has one sender coroutine
 that awaits its own socket; while it is busy, newer pictures replace older ones, so a slow or
@@ -28,6 +29,7 @@ from edgeflow.errors import EdgeflowError
 
 STAGE_ORDER = ("end_to_end", "wait", "preprocess", "encode", "decode", "inference", "postprocess", "sink")
 TICK_S = 1.0
+THERMAL_EVERY = 5  # ticks between temperature reads
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
@@ -51,11 +53,46 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
     return data.tobytes()
 
 
-def picture(frame: np.ndarray, flow: np.ndarray) -> bytes:
-    """The camera frame and its colour-wheel flow side by side, as JPEG."""
-    from edgeflow.flow.visualize import flow_to_color, side_by_side
+#: Pictures are sent at most this wide: the frame is subsampled to it, the flow colour-coded at
+#: half of it (flow is smooth; colouring was the costly part: flow_to_color takes 11 ms at 320x240
+#: on a shared x86 core); the browser scales both to the same size.
+PICTURE_WIDTH = 320
 
-    return encode_jpeg(side_by_side([frame, flow_to_color(flow)], labels=["camera", "flow"]))
+
+#: Side of the (u, v) table the preview colours come from.
+LUT_SIZE = 129
+_LUT: Optional[np.ndarray] = None
+
+
+def preview_flow_color(flow: np.ndarray) -> np.ndarray:
+    """The Middlebury colour wheel of ``edgeflow.flow.visualize.flow_to_color`` (scaled to this
+    flow's largest magnitude), looked up in a LUT_SIZE x LUT_SIZE table of (u, v) instead of computed
+    per pixel: a fifth of the CPU, and a live preview does not need the last 1/64 of a radius."""
+    global _LUT
+    if _LUT is None:
+        from edgeflow.flow.visualize import flow_to_color
+
+        g = np.linspace(-1.0, 1.0, LUT_SIZE)
+        uu, vv = np.meshgrid(g, g)
+        shrink = np.minimum(1.0, 1.0 / np.maximum(np.hypot(uu, vv), 1e-9))  # cells past the rim: the rim's colour
+        _LUT = flow_to_color(np.stack([uu * shrink, vv * shrink], axis=-1), max_flow=1.0)
+    f = np.asarray(flow, dtype=np.float32)
+    finite = np.isfinite(f).all(axis=-1)
+    f = np.where(finite[..., None], f, 0.0)
+    peak = float(np.sqrt((f * f).sum(axis=-1).max())) if f.size else 0.0
+    half = (LUT_SIZE - 1) / 2
+    idx = np.clip(np.rint(f * (half / (peak + 1e-5)) + half), 0, LUT_SIZE - 1).astype(np.intp)
+    out = _LUT[idx[..., 1], idx[..., 0]]
+    out[~finite] = 0
+    return out
+
+
+def picture(frame: np.ndarray, flow: np.ndarray) -> tuple[bytes, bytes]:
+    """(camera JPEG, colour-wheel flow JPEG) of one result."""
+    step = max(1, -(-frame.shape[1] // PICTURE_WIDTH))
+    flow_step = max(1, -(-flow.shape[1] // (PICTURE_WIDTH // 2)))
+    return (encode_jpeg(np.ascontiguousarray(frame[::step, ::step])),
+            encode_jpeg(preview_flow_color(flow[::flow_step, ::flow_step])))
 
 
 def _q(values) -> list:
@@ -86,7 +123,7 @@ class WatchServer:
         self._version = 0
         self._cond: Optional[asyncio.Condition] = None
         self._pic_event: Optional[asyncio.Event] = None
-        self.jpeg: Optional[tuple] = None  # (frame index, bytes)
+        self.jpeg: Optional[tuple] = None  # (frame index, camera JPEG, flow JPEG)
         self.stats: dict = {}
         self.stats_seq = 0
         self.history: list = []
@@ -96,6 +133,13 @@ class WatchServer:
         self._drops: dict = {}
         self._recent: list = []  # result times over the last few seconds (fps)
         self.pictures_encoded = 0
+        self._ticks = 0
+        self._temps: dict = {}
+        #: CPU seconds this page has cost: its event loop thread and the encoding worker (what an
+        #: open page adds to the device; benchmarks/bench_serve.py reports it).
+        self.loop_cpu_s = 0.0
+        self.encode_cpu_s = 0.0
+        self._loop_cpu0 = 0.0
 
     # -- life cycle (called from the stream's thread) ---------------------------------------------
     def start(self) -> None:
@@ -128,7 +172,12 @@ class WatchServer:
         self._thread = None
 
     # -- the loop's thread ------------------------------------------------------------------------
+    @property
+    def cpu_s(self) -> float:
+        return self.loop_cpu_s + self.encode_cpu_s
+
     def _run(self) -> None:
+        self._loop_cpu0 = time.thread_time()
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         try:
@@ -146,6 +195,7 @@ class WatchServer:
             try:
                 loop.run_until_complete(self._shutdown())
             finally:
+                self.loop_cpu_s = time.thread_time() - self._loop_cpu0
                 loop.close()
                 self.loop = None
 
@@ -156,6 +206,7 @@ class WatchServer:
         app.router.add_get("/", self._page)
         app.router.add_get("/ws", self._ws)
         app.router.add_get("/frame.jpg", self._frame)
+        app.router.add_get("/flow.jpg", self._frame)
         app.router.add_get("/stats.json", self._stats_json)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
@@ -186,14 +237,15 @@ class WatchServer:
     async def _frame(self, request):
         if self.jpeg is None:
             return web.Response(status=404, text="no picture yet: open the page (pictures are made for viewers only)\n")
-        return web.Response(body=self.jpeg[1], content_type="image/jpeg",
+        which = 1 if request.path == "/frame.jpg" else 2
+        return web.Response(body=self.jpeg[which], content_type="image/jpeg",
                             headers={"Cache-Control": "no-store", "X-Frame-Index": str(self.jpeg[0])})
 
     async def _stats_json(self, request):
         return web.json_response(self._message(with_history=True), headers={"Cache-Control": "no-store"})
 
     async def _ws(self, request):
-        ws = web.WebSocketResponse(heartbeat=30)
+        ws = web.WebSocketResponse(heartbeat=30, compress=False)  # JPEGs do not deflate: save the CPU
         await ws.prepare(request)
         client = _Client(ws)
         await ws.send_str(json.dumps(self._message(with_history=True)))
@@ -224,7 +276,7 @@ class WatchServer:
                 jpeg = self.jpeg
                 if jpeg is not None and jpeg[0] != client.picture_id:
                     client.picture_id = jpeg[0]
-                    await client.ws.send_bytes(struct.pack("<I", jpeg[0] & 0xFFFFFFFF) + jpeg[1])
+                    await client.ws.send_bytes(struct.pack("<II", jpeg[0] & 0xFFFFFFFF, len(jpeg[1])) + jpeg[1] + jpeg[2])
                     client.pictures += 1
         except (ConnectionError, RuntimeError, asyncio.CancelledError):
             return
@@ -244,20 +296,31 @@ class WatchServer:
             if item is None or (self.jpeg is not None and self.jpeg[0] == item[0]) or not self._clients:
                 continue
             try:
-                data = await loop.run_in_executor(None, picture, item[1], item[2])
+                camera, flow = await loop.run_in_executor(None, self._encode, item[1], item[2])
             except EdgeflowError:
                 continue
-            self.jpeg = (item[0], data)
+            self.jpeg = (item[0], camera, flow)
             self.pictures_encoded += 1
             await self._bump()
+
+    def _encode(self, frame, flow) -> tuple[bytes, bytes]:
+        t0 = time.thread_time()
+        try:
+            return picture(frame, flow)
+        finally:
+            self.encode_cpu_s += time.thread_time() - t0
 
     async def _stats_loop(self) -> None:
         from edgeflow import sysinfo
 
         while True:
             await asyncio.sleep(TICK_S)
+            self.loop_cpu_s = time.thread_time() - self._loop_cpu0
             point = self._drain()
-            temps = sysinfo.thermal()
+            if self._ticks % THERMAL_EVERY == 0:  # sysfs reads are syscalls: every few seconds is plenty
+                self._temps = sysinfo.thermal()
+            self._ticks += 1
+            temps = self._temps
             if point is not None:
                 self.history.append(point)
                 del self.history[: -self.sink.history_s]
@@ -303,7 +366,7 @@ class WatchServer:
                "frames": self._frames, "results": self._results, "fps": self._fps(), "drops": dict(sorted(self._drops.items())),
                "temperature_c": temperatures if temperatures is not None else (self.stats.get("temperature_c") or {}),
                "drift": drift, "slo": slo, "point": point, "viewers": len(self._clients),
-               "pictures": self.pictures_encoded}
+               "pictures": self.pictures_encoded, "page_cpu_s": round(self.cpu_s, 4)}
         if with_history:
             msg["history"] = list(self.history)
         return _json_safe(msg)

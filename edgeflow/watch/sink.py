@@ -17,7 +17,7 @@ from edgeflow.errors import EdgeflowError, InputError
 from edgeflow.sinks.base import Sink
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_FPS = 5.0
+DEFAULT_FPS = 4.0
 
 
 def parse_serve(text: str) -> tuple[str, int]:
@@ -58,6 +58,11 @@ class WatchSink(Sink):
         self._last_pick = -1e9
         self._min_interval = 1.0 / self.fps if self.fps > 0 else 0.0
         self.server = None
+        self.cpu_s = 0.0
+        import importlib.util
+
+        if importlib.util.find_spec("aiohttp") is None:  # say so before the model loads
+            raise EdgeflowError("--serve needs aiohttp: pip install aiohttp")
 
     def open(self, info: dict) -> None:
         try:
@@ -95,3 +100,4 @@ class WatchSink(Sink):
         server, self.server = self.server, None
         if server is not None:
             server.stop(report)
+            self.cpu_s = server.cpu_s  # what the page cost (its loop and encoding threads)
