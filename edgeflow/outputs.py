@@ -76,6 +76,15 @@ def atomic_write_text(path, text: str) -> None:
 
 
 def _umask() -> int:
+    """The process umask, read without changing it where Linux tells it (setting and restoring
+    it would briefly apply 022 to files other threads create)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

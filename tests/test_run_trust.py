@@ -244,3 +244,14 @@ def test_other_commands_get_the_default_handlers_back():
             "print(seen['h'] is signal.default_int_handler, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.stdout.split() == ["True", "True"], proc.stderr
+
+
+def test_report_mode_follows_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        _report().write(tmp_path / "private.json")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "private.json").stat().st_mode & 0o777 == 0o600
+    _report().write(tmp_path / "shared.json")
+    assert (tmp_path / "shared.json").stat().st_mode & 0o777 == 0o666 & ~old
