@@ -18,8 +18,8 @@ from onnx import helper
 import edgeflow.backends.cuda as ef_cuda
 import edgeflow.backends.tensorrt as ef_trt
 import edgeflow.plugins as ef_plugins
-from converters.tensorrt import BuildOptions, build_engine, make_progress_monitor, prepare_tensorrt_onnx
-from converters.tensorrt_artifact import TensorRTOptions, add_tensorrt_engines, plan_engine_jobs
+from edgeflow.backends.tensorrt_build import BuildOptions, build_engine, make_progress_monitor, prepare_tensorrt_onnx
+from edgeflow.tensorrt_engines import TensorRTOptions, add_tensorrt_engines, plan_engine_jobs
 from edgeflow.artifact import Artifact
 from edgeflow.backends.cuda import GpuInfo
 from edgeflow.backends.tensorrt import check_engine_compatibility, engine_compatibility_problem
@@ -320,7 +320,7 @@ def artifact_copy(small_artifact, tmp_path):
 
 def _flows(path, backend):
     import edgeflow
-    from converters.tensorrt_artifact import parity_frames
+    from edgeflow.tensorrt_engines import parity_frames
 
     with edgeflow.load(path, backend=backend) as model:
         f1, f2 = parity_frames((96, 128), seed=3)

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import edgeflow.plugins as ef_plugins
-from converters.tensorrt_artifact import rewrite_artifact
+from edgeflow.tensorrt_engines import rewrite_artifact
 from edgeflow.artifact import Artifact, sha256_file
 from edgeflow.errors import EdgeflowError
 from edgeflow.triton import export_triton, model_config, TritonModel

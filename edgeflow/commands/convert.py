@@ -127,11 +127,11 @@ def add_arguments(p):
 
 def run(args) -> int:
     if Path(args.model, "manifest.json").is_file():  # an existing artifact: build its engine on this device
-        from converters.tensorrt_artifact import run_artifact_target
+        from edgeflow.tensorrt_engines import run_artifact_target
 
         return run_artifact_target(args)
     if args.target == "tensorrt":  # fail before a long conversion when no engine can be built here
-        from converters.tensorrt_artifact import preflight
+        from edgeflow.tensorrt_engines import preflight
 
         preflight()
     from converters.byo import parse_triplet
@@ -162,7 +162,7 @@ def run(args) -> int:
     result = ConvertJob(opts).run()
     print_conversion_report(result)
     if args.target == "tensorrt":
-        from converters.tensorrt_artifact import add_engines_after_convert
+        from edgeflow.tensorrt_engines import add_engines_after_convert
 
         add_engines_after_convert(result.out, args)
     print(f"done: {result.out}")

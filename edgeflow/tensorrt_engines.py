@@ -18,6 +18,9 @@ Which graph, by precision (TensorRT 10.x weakly typed / 11.x strongly typed):
 
 Encoder/decoder engines (feature caching) are built when the artifact has those graphs in the
 precision asked for.
+
+Part of the runtime, not the toolchain: it runs on the device and never imports torch (the CLI's
+``convert`` imports it lazily).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from converters.tensorrt import PRECISIONS, BuildOptions, build_engine, is_strongly_typed_only, prepare_tensorrt_onnx
+from edgeflow.backends.tensorrt_build import PRECISIONS, BuildOptions, build_engine, is_strongly_typed_only, prepare_tensorrt_onnx
 from edgeflow.artifact import Artifact, ArtifactWriter
 from edgeflow.errors import ArtifactError, EdgeflowError, InputError
 

@@ -2,7 +2,8 @@
 
 Runs on the device that will run the engine (engines are tied to one TensorRT version and one
 GPU model), so nothing here imports torch: a Jetson with JetPack's TensorRT, ``onnx`` and the
-plugin library built by ``edgeflow build-plugin`` is enough.
+plugin library built by ``edgeflow build-plugin`` is enough. That is why it lives in the runtime,
+beside the backend that runs the engines (:mod:`edgeflow.backends.tensorrt`).
 
 **The TensorRT-bound graph** (:func:`prepare_tensorrt_onnx`). The exported graph keeps one
 ``edgeflow::Correlation`` node per correlation and carries a model-local function of the same
