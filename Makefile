@@ -26,3 +26,22 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
+
+# Optional PTLFlow suite (issue 13, docs/byo.md): PTLFlow needs torchvision, i.e. the multi-GB CUDA
+# build of torch, so it lives in its own ignored venv (.venv-ptlflow), outside `make test`.
+# test-ptlflow: pwcnet, fastflownet, neuflow as pickle/.pt2/trace through `edgeflow convert` (nodes,
+# parity); bench-byo: the same plus latency vs a plain export and pwcnet INT8 (docs/byo.md numbers).
+PTL_VENV := .venv-ptlflow
+PTL_STAMP := $(PTL_VENV)/.installed
+.PHONY: test-ptlflow bench-byo
+$(PTL_STAMP):
+	test -x $(PTL_VENV)/bin/python || $(PY) -m venv $(PTL_VENV)
+	$(PTL_VENV)/bin/python -m pip install -q torch==2.14.1 torchvision==0.29.1 ptlflow==0.4.2 onnx onnxruntime onnxscript
+	$(PTL_VENV)/bin/python -m pip install -q --no-deps -e .
+	touch $(PTL_STAMP)
+
+test-ptlflow: $(PTL_STAMP)
+	$(PTL_VENV)/bin/python benchmarks/bench_byo.py --rounds 3 --int8 '' --check --out .ef_cache/bench_byo_check.json
+
+bench-byo: $(PTL_STAMP)
+	$(PTL_VENV)/bin/python benchmarks/bench_byo.py --check

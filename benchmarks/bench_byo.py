@@ -58,7 +58,10 @@ def build(name: str) -> Wrapper:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = ptlflow.get_model(name)
-    return Wrapper(model.eval()).eval()
+    # The importable class (not __main__'s), so the pickle loads in `edgeflow convert`.
+    from benchmarks.bench_byo import Wrapper as Importable
+
+    return Importable(model.eval()).eval()
 
 
 def save_all(name: str, folder: Path, h: int, w: int) -> dict:
@@ -154,6 +157,23 @@ def alternate(paths: dict[str, Path], h: int, w: int, rounds: int, threads: int)
     return {key: statistics.median(v) for key, v in times.items()}
 
 
+def markdown(results: dict) -> str:
+    """The docs/byo.md table."""
+    rows = ["| model | format | Correlation nodes / calls | parity | ORT ms (plain export) | ORT ms (artifact) | speed-up |",
+            "|---|---|---|---|---:|---:|---:|"]
+    for name, entry in results["models"].items():
+        lat = entry.get("latency_ms", {})
+        for fmt, rec in entry["formats"].items():
+            if rec.get("rc") != 0:
+                rows.append(f"| {name} | {fmt} | convert failed | | {lat.get('plain', float('nan')):.1f} | | |")
+                continue
+            ok = all(v["passed"] for v in rec["parity"].values())
+            rows.append(f"| {name} | {fmt} | {rec['correlation_nodes']} / {entry['expected_correlation_calls']} | "
+                        f"{'passed' if ok else 'FAILED'} | {lat.get('plain', float('nan')):.1f} | {lat.get(fmt, float('nan')):.1f} | "
+                        f"{entry['speedup_vs_plain'].get(fmt, float('nan')):.2f}x |")
+    return "\n".join(rows)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS))
@@ -164,6 +184,8 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--int8", default="pwcnet", help="models also converted with --int8 (comma list, '' for none)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_byo.json")
+    p.add_argument("--check", action="store_true",
+                   help="exit 1 unless every artifact converted, has one Correlation node per correlation call and passed parity")
     args = p.parse_args(argv)
     h, w = args.height, args.width
     results = {"host_load_before": os.getloadavg(), "torch": torch.__version__, "resolution": [w, h],
@@ -199,7 +221,20 @@ def main(argv=None) -> int:
             rec.pop("log", None) if rec.get("rc") == 0 else None
     args.out.write_text(json.dumps(results, indent=2, default=float))
     print(f"wrote {args.out}")
-    return 0
+    problems = []
+    for name, entry in results["models"].items():
+        for fmt, rec in entry["formats"].items():
+            if rec.get("rc") != 0:
+                problems.append(f"{name} {fmt}: convert failed")
+            elif rec.get("correlation_nodes") != entry["expected_correlation_calls"]:
+                problems.append(f"{name} {fmt}: {rec.get('correlation_nodes')} Correlation nodes, expected {entry['expected_correlation_calls']}")
+            elif not all(v["passed"] for v in rec.get("parity", {}).values()):
+                problems.append(f"{name} {fmt}: parity failed")
+    print(markdown(results))
+    for line in problems:
+        print(f"FAIL {line}")
+    print(f"{sum(len(e['formats']) for e in results['models'].values()) - len(problems)} passed, {len(problems)} failed")
+    return 1 if (args.check and problems) else 0
 
 
 if __name__ == "__main__":

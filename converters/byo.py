@@ -152,6 +152,19 @@ def probe_trace(module, net_hw: tuple[int, int], conventions, layout: str) -> No
             "or convert the pickled model or a .pt2")
 
 
+def exported_size(module) -> tuple[int, int] | None:
+    """(H, W) a torch.export program was captured for, when its first input's H/W are concrete."""
+    graph = getattr(module, "graph", None)
+    for node in getattr(graph, "nodes", []):
+        if node.op == "placeholder":
+            val = node.meta.get("val")
+            shape = getattr(val, "shape", None)
+            if shape is not None and len(shape) == 4:
+                h, w = shape[2], shape[3]
+                return (h, w) if isinstance(h, int) and isinstance(w, int) else None
+    return None
+
+
 # ---------------------------------------------------------------------------------------------
 # Where the time goes
 # ---------------------------------------------------------------------------------------------
@@ -225,6 +238,7 @@ class ByoPlan:
         rec = self.recognition.as_dict() if self.recognition is not None else {"layers": [], "warnings": []}
         rec["warnings"] = list(dict.fromkeys(rec.get("warnings", []) + self.warnings))
         rec["static_shape"] = self.static
+        rec["notes"] = list(self.notes)
         return rec
 
 
@@ -233,15 +247,23 @@ def prepare(loaded, module: nn.Module, pad_multiple: int, height: int, width: in
     """Recognition, conventions and trace handling for ``module`` (zoo models pass straight through)."""
     from converters.recognize import parse_declaration
     from converters.recognize import recognize as run_recognize
-    from edgeflow.preprocess import Conventions
+    from edgeflow.preprocess import Conventions, padded_size
 
     layout, pre, notes = conventions_for(module, inputs)
     if is_ptlflow(module) and not getattr(loaded, "pad_multiple", None):
         pad_multiple = int(getattr(module, "output_stride", pad_multiple) or pad_multiple)
     static = loaded.kind == "torchscript"
-    h = -(-height // pad_multiple) * pad_multiple
-    w = -(-width // pad_multiple) * pad_multiple
-    if static:
+    program_hw = exported_size(module) if loaded.kind == "export" else None
+    if program_hw is not None:
+        static = True
+        if program_hw != padded_size(height, width, pad_multiple):
+            raise EdgeflowError(
+                f"the .pt2 program was exported with static shapes for {program_hw[1]}x{program_hw[0]} frames: convert it with "
+                f"--width {program_hw[1]} --height {program_hw[0]} --pad-multiple 1, or export it with dynamic_shapes")
+        notes.append(f"torch.export program with static shapes: exported for {program_hw[1]}x{program_hw[0]} only "
+                     "(other frame sizes are resized)")
+    h, w = padded_size(height, width, pad_multiple)
+    if static and program_hw is None:
         probe_trace(module, (h, w), pre, layout)
         notes.append(f"TorchScript trace: exported for {w}x{h} only (a trace replays its recorded shapes; "
                      "other frame sizes are resized)")

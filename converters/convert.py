@@ -115,8 +115,9 @@ def model_size(module, onnx_path: Path, height: int, width: int, pad_multiple: i
     try:
         from converters.zoo.complexity import count_macs
 
-        h = -(-height // pad_multiple) * pad_multiple
-        w = -(-width // pad_multiple) * pad_multiple
+        from edgeflow.preprocess import padded_size
+
+        h, w = padded_size(height, width, pad_multiple)
         info["gmacs"] = count_macs(module, h, w)["total"] / 1e9
     except Exception:  # MACs are counted by module hooks; opaque (TorchScript) models have none
         pass
@@ -286,8 +287,8 @@ def _byo_stage(loaded, module, pad_multiple: int, opts: ConvertOptions, steps):
     from converters.byo import InputOptions, prepare
 
     inputs = InputOptions(opts.input_layout, opts.input_range, opts.color_order, opts.mean, opts.std)
-    if loaded.kind == "torchscript" and not opts.pad_multiple and not loaded.pad_multiple:
-        pad_multiple = 1  # a trace runs at the size it was recorded at: no padding to a multiple by default
+    if loaded.kind in ("torchscript", "export") and not opts.pad_multiple and not loaded.pad_multiple:
+        pad_multiple = 1  # a trace / static program runs at the size it was recorded at: no padding by default
     plan = prepare(loaded, module, pad_multiple, opts.height, opts.width, inputs, opts.correlations, opts.recognize)
     replaced = len(plan.recognition.replaced) if plan.recognition else 0
     steps.note(f"{replaced} correlation layer(s) replaced" if replaced else "no third-party correlation layer")
@@ -391,8 +392,23 @@ class ConvertJob:
                 results = {"model": check_parity(reference, writer.path("model.onnx"), pairs, pad_multiple, opts.tol_epe,
                                                  opts.tol_max_abs, conventions=conventions)}
                 h2, w2 = _second_size(opts)
-                results[f"model@{w2}x{h2}"] = check_parity(reference, writer.path("model.onnx"), real_frame_pairs(h2, w2, 1, seed=99),
-                                                           pad_multiple, opts.tol_epe, opts.tol_max_abs, conventions=conventions)
+                second = f"model@{w2}x{h2}"
+                results[second] = check_parity(reference, writer.path("model.onnx"), real_frame_pairs(h2, w2, 1, seed=99),
+                                               pad_multiple, opts.tol_epe, opts.tol_max_abs, conventions=conventions)
+                if results["model"].passed and not results[second].passed and not plan.static and not graphs["split"]:
+                    # The graph does not hold at other sizes (the model computes sizes in Python and the
+                    # exporter's trace baked them in): never declare dynamic axes it cannot honour.
+                    plan.static = True
+                    graphs = export_graphs(module, pad_multiple, opts, writer, static=True, example=_example(plan, opts))
+                    if opts.cpu_correlation:
+                        graphs["correlation_body"] = use_cpu_correlation(writer, graphs["split"])
+                    for key, frames in (("model", pairs), (second, real_frame_pairs(h2, w2, 1, seed=99))):
+                        results[key] = check_parity(reference, writer.path("model.onnx"), frames, pad_multiple, opts.tol_epe,
+                                                    opts.tol_max_abs, conventions=conventions)
+                    h1, w1 = _net_hw(opts, pad_multiple)
+                    plan.notes.append(f"the graph is exact at {w1}x{h1} but not at {w2}x{h2} (sizes computed in Python are "
+                                      f"baked into the export): exported for {w1}x{h1} only, other frame sizes are resized")
+                    _print_lines(plan.notes[-1:], opts.quiet)
                 if graphs["split"]:
                     results["encoder_decoder"] = check_split_parity(module, writer, pairs, pad_multiple, opts)
                 parity_info = {k: r.as_dict() for k, r in results.items()}

@@ -140,13 +140,33 @@ def test_parse_declaration():
             parse_declaration(bad)
 
 
-def test_trace_of_a_third_party_layer_warns_that_it_lost_the_correlation():
-    model = L.TinyFlow(L.IterSpatialCorrelationSampler(1, 9, 1, 0), 81).eval()
+def _traced(model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(model, _frames())
+        return torch.jit.trace(model, _frames())
+
+
+def test_trace_of_a_third_party_layer_is_rewritten_to_the_op(tmp_path):
+    """The trace keeps the submodule (class name, traced methods): its body is replaced and checked."""
+    model = L.TinyFlow(L.IterSpatialCorrelationSampler(1, 7, 1, 0, 1, dilation_patch=2), 49).eval()
+    traced = _traced(model)
     rec = recognize(traced, _frames())
-    assert rec.module is traced and len(rec.warnings) == 1
+    (layer,) = rec.layers
+    assert layer.status == "replaced" and layer.attrs.max_displacement == 6 and layer.attrs.stride2 == 2, rec.lines()
+    assert "edgeflow::correlation" not in str(traced.inlined_graph), "the loaded trace itself is untouched"
+    a, b = _frames()
+    result = export_onnx(rec.module, (a, b), tmp_path / "t.onnx", ["a", "b"], ["flow"])
+    assert result.correlation_nodes == 1
+    with torch.no_grad():
+        want = model(a, b).numpy()
+    np.testing.assert_allclose(_onnx_run(tmp_path / "t.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+
+
+def test_trace_whose_layer_cannot_be_matched_warns_that_it_lost_the_correlation():
+    model = L.TinyFlow(L.IterSpatialCorrelationSampler(1, 4, 1, 0), 16).eval()  # even patch: no edgeflow equivalent
+    traced = _traced(model)
+    rec = recognize(traced, _frames())
+    assert rec.module is traced and rec.layers == [] and len(rec.warnings) == 1
     assert "trace lost the correlation" in rec.warnings[0] and "--trust-pickle" in rec.warnings[0]
 
 

@@ -149,12 +149,14 @@ def _torchscript_symbolic(g, f1, f2, max_displacement, kernel_size, stride1, str
     attrs = CorrelationAttrs(*values, bool(sh._get_const(normalize, "b", "normalize")))
     out = g.op(f"{ONNX_DOMAIN}::{ONNX_OP}", f1, f2, **{f"{k}_i": v for k, v in attrs.as_onnx_attributes().items()})
     # Shape for the exporter's inference pass: channels are static, H'/W' follow the input.
-    sizes = f1.type().varyingSizes() if f1.type().kind() == "TensorType" else None
-    if sizes:
+    # The rank is always 4, even where the input's sizes are unknown (a rewritten trace):
+    # later symbolics (flatten, unflatten) need the rank.
+    if f1.type().kind() == "TensorType":
+        sizes = f1.type().varyingSizes() or [None] * 4
         spatial = [None, None]
-        if sizes[2] is not None and sizes[3] is not None:
+        if len(sizes) == 4 and sizes[2] is not None and sizes[3] is not None:
             spatial = list(attrs.out_size(sizes[2], sizes[3]))
-        out.setType(f1.type().with_sizes([sizes[0], attrs.out_channels, *spatial]))
+        out.setType(f1.type().with_sizes([sizes[0] if len(sizes) == 4 else None, attrs.out_channels, *spatial]))
     return out
 
 

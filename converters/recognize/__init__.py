@@ -275,10 +275,23 @@ def recognize(
     declared = dict(declared or {})
     result = Recognition(model)
     if isinstance(model, torch.jit.ScriptModule):
-        result.warnings.extend(_trace_warnings(model))
         if declared:
             raise EdgeflowError("--correlation needs the Python model (a pickle with --trust-pickle, a checkpoint or .pt2); "
                                 "a TorchScript archive's modules cannot be replaced")
+        if enabled and example_inputs is not None and "edgeflow::correlation" not in str(model.inlined_graph):
+            from converters.recognize.traced import rewrite_traced
+
+            try:
+                swapped, layers, lost = rewrite_traced(model, example_inputs, runner)
+            except Exception as err:  # the trace itself does not run: leave it to the size probe / parity
+                swapped, layers, lost = None, [], [f"(could not run: {first_line(err)[:80]})"]
+            result.layers.extend(layers)
+            if swapped is not None:
+                result.module = swapped
+            if lost:
+                result.warnings.extend(_trace_warnings(model, lost))
+        else:
+            result.warnings.extend(_trace_warnings(model))
         return result
     if isinstance(model, torch.fx.GraphModule) and any("nn_module_stack" in n.meta for n in model.graph.nodes):
         # A torch.export program: module classes are gone, their calls are node groups.
@@ -463,8 +476,8 @@ def traced_correlation_modules(module: torch.jit.ScriptModule) -> list[str]:
     return found
 
 
-def _trace_warnings(module: torch.jit.ScriptModule) -> list[str]:
-    paths = traced_correlation_modules(module)
+def _trace_warnings(module: torch.jit.ScriptModule, paths: list[str] | None = None) -> list[str]:
+    paths = traced_correlation_modules(module) if paths is None else paths
     graph = str(getattr(module, "inlined_graph", ""))
     if paths and "edgeflow::correlation" not in graph:
         more = f" (+{len(paths) - 2} more)" if len(paths) > 2 else ""
