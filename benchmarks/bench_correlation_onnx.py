@@ -30,6 +30,7 @@ import torch
 from converters.export import attach_correlation_functions, export_onnx
 from converters.ops.band_correlation import FORMULATION as BAND, use_band_bodies
 from converters.ops.onnx_function import BODY_NODE_PREFIX, FORMULATIONS
+from edgeflow.preprocess import padded_size
 
 ALL_FORMULATIONS = (*FORMULATIONS, BAND)
 
@@ -96,7 +97,7 @@ def main(argv=None) -> int:
             m = model.pad_multiple
             for size in args.sizes:
                 w, h = (int(v) for v in size.split("x"))
-                hp, wp = -(-h // m) * m, -(-w // m) * m
+                hp, wp = padded_size(h, w, m)
                 x1 = torch.rand(1, 3, hp, wp) * 255
                 x2 = torch.roll(x1, shifts=(2, 3), dims=(2, 3))
                 base = work / f"{name}-{size}.onnx"

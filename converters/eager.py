@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from converters.load import load_model
 from edgeflow.errors import InputError
+from edgeflow.preprocess import padded_size
 
 DEFAULT_PAD_MULTIPLE = 64
 
@@ -48,7 +49,8 @@ class EagerFlowModel:
             return self.module.forward_any_size(t1, t2)
         # TorchScript / torch.export modules lose the helper: pad and crop here, the same way.
         height, width = t1.shape[-2:]
-        pad = (0, (-width) % self.pad_multiple, 0, (-height) % self.pad_multiple)
+        padded_h, padded_w = padded_size(height, width, self.pad_multiple)
+        pad = (0, padded_w - width, 0, padded_h - height)
         if any(pad):
             t1, t2 = F.pad(t1, pad, mode="replicate"), F.pad(t2, pad, mode="replicate")
         out = self.module(t1, t2)

@@ -73,9 +73,9 @@ def interleaved_latency(paths: dict[str, Path], feed: dict, iterations: int, thr
 def measure_variants(variants: list[Variant], evaluator, height: int, width: int, pad_multiple: int,
                      iterations: int, threads: int | None = None) -> list[dict]:
     """One report row (a dict) per variant; see the module docstring."""
-    from edgeflow.preprocess import plan_geometry
+    from edgeflow.preprocess import padded_size, plan_geometry
 
-    net_h, net_w = (-(-height // pad_multiple) * pad_multiple, -(-width // pad_multiple) * pad_multiple)
+    net_h, net_w = padded_size(height, width, pad_multiple)
     flows = {v.name: evaluator.flows(v.path) for v in variants}
     pair = evaluator.pairs[0]
     geo = plan_geometry(pair.frame1.shape[:2], (1, 3, None, None), pad_multiple)

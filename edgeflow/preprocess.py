@@ -138,6 +138,15 @@ class Geometry:
         return flow.astype(np.float32)
 
 
+def padded_size(height, width, multiple: int) -> tuple:
+    """``(height, width)`` rounded up to a multiple of ``multiple``: the one padding rule (bottom and
+    right, edge-replicated) shared by the runtime, convert's parity and size checks, the report's
+    MAC count and the eager PyTorch path, so they cannot disagree on a frame's network size.
+    Works on torch's symbolic sizes too (no ``int()`` on height/width)."""
+    m = max(int(multiple), 1)
+    return -(-height // m) * m, -(-width // m) * m
+
+
 def plan_geometry(frame_hw: tuple[int, int], input_shape: tuple, pad_multiple: int,
                   conventions: Conventions | None = None) -> Geometry:
     """Pad for dynamic-shape graphs, resize for static ones; ``conventions`` from the manifest."""
@@ -148,5 +157,4 @@ def plan_geometry(frame_hw: tuple[int, int], input_shape: tuple, pad_multiple: i
     if isinstance(nh, int) and isinstance(nw, int) and nh > 0 and nw > 0:
         mode = "pad" if (nh - h) in range(pad_multiple) and (nw - w) in range(pad_multiple) else "resize"
         return Geometry(frame_hw, (nh, nw), mode, conventions)
-    m = max(int(pad_multiple), 1)
-    return Geometry(frame_hw, (-(-h // m) * m, -(-w // m) * m), "pad", conventions)
+    return Geometry(frame_hw, padded_size(h, w, pad_multiple), "pad", conventions)

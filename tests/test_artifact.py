@@ -142,3 +142,25 @@ def test_mismatched_frame_sizes(small_artifact):
     model = edgeflow.load(small_artifact)
     with pytest.raises(InputError, match="differ in size"):
         model.infer(np.zeros((60, 80, 3), np.uint8), np.zeros((64, 80, 3), np.uint8))
+
+
+@pytest.mark.parametrize("h, w, m", [(60, 80, 32), (64, 64, 32), (1, 1, 64), (33, 95, 8), (7, 9, 1), (10, 10, 0)])
+def test_one_padding_rule(h, w, m):
+    """edgeflow.preprocess.padded_size is the rule; the runtime's geometry and the zoo's eager path use it."""
+    import torch
+
+    from converters.zoo import build_model
+    from edgeflow.preprocess import padded_size, plan_geometry
+
+    ph, pw = padded_size(h, w, m)
+    k = max(m, 1)
+    assert ph % k == 0 and pw % k == 0 and 0 <= ph - h < k and 0 <= pw - w < k
+    assert plan_geometry((h, w), (1, 3, "height", "width"), m).net_hw == (ph, pw)
+    if m == 32 and h >= 32:
+        model = build_model("pwc-lite").eval()
+        seen = []
+        handle = model.encoder.register_forward_pre_hook(lambda mod, args: seen.append(tuple(args[0].shape[-2:])))
+        with torch.no_grad():
+            model.forward_any_size(torch.zeros(1, 3, h, w), torch.zeros(1, 3, h, w))
+        handle.remove()
+        assert seen and seen[0] == (ph, pw)

@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edgeflow.preprocess import padded_size
+
 
 class FlowModel(nn.Module):
     """Base class: subclasses set ``encoder``, ``decoder``, ``arch``, ``config``, ``pad_multiple``."""
@@ -56,8 +58,8 @@ class FlowModel(nn.Module):
     def forward_any_size(self, frame1: torch.Tensor, frame2: torch.Tensor) -> torch.Tensor:
         """Eager convenience: replicate-pad bottom/right to ``pad_multiple``, run, crop back."""
         height, width = frame1.shape[-2:]
-        pad_h = (-height) % self.pad_multiple
-        pad_w = (-width) % self.pad_multiple
+        padded_h, padded_w = padded_size(height, width, self.pad_multiple)
+        pad_h, pad_w = padded_h - height, padded_w - width
         if pad_h or pad_w:
             pad = (0, pad_w, 0, pad_h)
             frame1 = F.pad(frame1, pad, mode=self.pad_mode)
