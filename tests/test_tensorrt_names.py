@@ -8,9 +8,9 @@ registers every class, method, property and enum value under a C string literal,
 read from the ``tensorrt.so`` string table (the linker may store a literal as the tail of a longer
 one, hence the suffix match). No network: the test skips.
 
-Which names: attribute chains on the ``tensorrt`` module in converters/tensorrt*.py,
-edgeflow/backends/tensorrt.py and edgeflow/plugins (``trt.BuilderFlag.FP16``,
-``self.trt.TensorIOMode``), plus every public name the fake defines (classes, methods, properties,
+Which names: attribute chains on the ``tensorrt`` module in every TensorRT module of the project
+(``tensorrt*.py`` in converters/, edgeflow/ and edgeflow/backends/, and edgeflow/plugins:
+``trt.BuilderFlag.FP16``, ``self.trt.TensorIOMode``), plus every public name the fake defines (classes, methods, properties,
 enum members), since the code under test reaches TensorRT objects only through what the fake
 mirrors. Names read with ``getattr(..., default)`` / ``hasattr`` are version-gated by the code and
 need to exist in one version only; the fake's precision flags (``precision_flags=True``, the 10.x
@@ -36,13 +36,15 @@ WHEELS = {
     "10.3": ("tensorrt-cu12-bindings==10.3.0", "manylinux_2_17_x86_64"),
     "11.4": ("tensorrt-cu13-bindings==11.4.0.106", "manylinux_2_28_x86_64"),
 }
-PROJECT_FILES = [
-    "converters/tensorrt.py",
-    "converters/tensorrt_artifact.py",
-    "edgeflow/backends/tensorrt.py",
-    # edgeflow/plugins/build.py: its `trt` is a TensorRT *install* (headers, libraries), not the module
-    *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "edgeflow" / "plugins").glob("*.py") if p.name != "build.py"),
-]
+#: Every module that drives TensorRT, found by name (moving code between them keeps it checked).
+#: edgeflow/plugins/build.py is left out: its `trt` is a TensorRT *install* (headers, libraries).
+PROJECT_FILES = sorted(
+    str(p.relative_to(ROOT))
+    for pattern in ("converters/tensorrt*.py", "edgeflow/tensorrt*.py", "edgeflow/backends/tensorrt*.py",
+                    "edgeflow/plugins/*.py")
+    for p in ROOT.glob(pattern)
+    if p.name != "build.py"
+)
 #: Variables that hold TensorRT objects in the project's code (for getattr/hasattr gates).
 TRT_OBJECTS = {"builder", "config", "network", "engine", "context", "runtime", "parser", "layer", "tensor", "profile",
                "registry", "logger"}
@@ -173,6 +175,7 @@ def fake_names() -> tuple[dict[str, str], set[str]]:
 
 
 def test_project_and_fake_names_exist_in_the_real_bindings(bindings):
+    assert "edgeflow/backends/tensorrt.py" in PROJECT_FILES and len(PROJECT_FILES) >= 3, PROJECT_FILES
     used, gated = project_names()
     fake, ten_only = fake_names()
     assert {"BuilderFlag", "execute_async_v3", "set_tensor_address", "parse_from_file"} <= set(used) | set(fake), \
