@@ -25,32 +25,32 @@ def _read(path: str) -> Optional[str]:
         return None
 
 
-def rss_source() -> str:
-    try:
-        import psutil  # noqa: F401
-
-        return "psutil"
-    except ImportError:
-        return "statm" if os.path.exists("/proc/self/statm") else "none"
-
-
-def rss_bytes() -> Optional[int]:
-    """Resident set size of this process: psutil when installed, else /proc/self/statm."""
+def _psutil():
     try:
         import psutil
 
-        return int(psutil.Process().memory_info().rss)
+        return psutil
     except ImportError:
-        pass
-    except Exception:  # psutil present but unable (sandbox): fall through
-        pass
-    text = _read("/proc/self/statm")
-    if text:
-        try:
-            return int(text.split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (IndexError, ValueError, OSError):
-            return None
-    return None
+        return None
+
+
+def rss_source() -> str:
+    """Where :func:`rss_bytes` reads: ``psutil``, or what to install to get it."""
+    return "psutil" if _psutil() is not None else "none (pip install psutil)"
+
+
+def rss_bytes() -> Optional[int]:
+    """Resident set size of this process from psutil (the ``metrics`` extra), None without it.
+
+    psutil only: a /proc reader beside it was a second code path for the same number (issue 16).
+    """
+    psutil = _psutil()
+    if psutil is None:
+        return None
+    try:
+        return int(psutil.Process().memory_info().rss)
+    except Exception:  # psutil present but unable (sandbox)
+        return None
 
 
 def device_model(root: str = "/") -> Optional[str]:
