@@ -1,38 +1,37 @@
-"""Streaming-loop overhead and feature-caching gain, measured in one run on one encoded video.
+"""Does the stream deliver what the model can? Bare session vs model.infer loop vs stream, in one run.
 
-    python benchmarks/bench_stream.py [ARTIFACT] [--frames 60] [--rounds 3] [--threads 1] [--json OUT]
+    python benchmarks/bench_stream.py [ARTIFACT ...] [--configs auto,1,2] [--frames 60] [--rounds 3]
+                                      [--paced-frames 30] [--json OUT]
 
-What it does:
+For each artifact (default: the bundled model) and each thread configuration (``auto`` = the
+thread budget's choice, ``N`` = ``--threads N``, ``N:on|off|run`` = with that spin mode), rows
+alternated round by round (the host may be shared; alternating makes the ratios fair even when
+absolute numbers drift):
 
-1. Renders ``--frames`` frames at 320x240 with ``synthetic://`` (moving real-photo textures) and
-   encodes them as H.264 (libx264) into a temporary ``.mp4``: a real encoded file, decoded by the
-   same video source users stream from.
-2. Decodes that file once into memory and converts every frame to the network's input tensor.
-3. Measures, interleaved over ``--rounds`` rounds (the machine may be shared; interleaving makes
-   the ratios fair even when absolute numbers drift):
+``bare-ort``      the artifact's ``model.onnx`` in an ``onnxruntime.InferenceSession`` with
+                  onnxruntime's defaults (no options at all), ``session.run`` back to back over
+                  pre-decoded, pre-converted frame pairs: the yardstick the issue names.
+``bare-ort-io``   the same session through IOBinding with a preallocated output
+                  (``run_with_iobinding``): does binding pay on the CPU?
+``bare-N``        the same graph with ``intra_op_num_threads = N`` (else defaults), per config.
+``infer``         a pairwise ``model.infer(f1, f2)`` loop over pre-decoded frames (the model
+                  loaded with the config's budget).
+``stream``        ``edgeflow run``'s pipeline: ``edgeflow.Stream(model, clip.mp4)`` with its
+                  defaults (feature caching when the artifact has the split, ``block`` policy),
+                  decoding the H.264 file on its capture thread.
+``paced``         the stream on a 10 fps H.264 file played at its rate (``--realtime``): the source
+                  is slower than the model, so this row is about CPU, not fps: process CPU seconds
+                  per delivered result (``cpu_s_per_frame``), against ``bare-ort``'s CPU seconds
+                  per inference.
 
-   ``bare``            ``session.run`` of the whole-pair graph over the pre-decoded, pre-converted
-                       frames: the best a hand-written loop can do (no decode, no preprocessing).
-   ``stream``          ``edgeflow.Stream`` on the .mp4 with the whole-pair graph
-                       (``cache_features=False``): decode thread, hand-off queue, preprocessing,
-                       inference, postprocessing, per-frame records and latency accounting.
-   ``stream-cached``   the same with feature caching (encoder once per frame + decoder).
-   ``bare-recompute``  encoder on both frames + decoder per pair, raw runner calls.
-   ``bare-cached``     encoder on the new frame + decoder per pair, raw runner calls.
+Throughput is results (pairs) per second of wall time over the whole loop (stream: start to
+end), and CPU seconds per result from ``time.process_time()`` (all threads of this process).
+Reported per row: median over rounds and every round. Ratios printed and written: stream /
+bare-ort, stream / infer, paced CPU / bare-ort CPU per artifact and config, with the targets of
+issue 20 (>= 0.90, >= 0.95, <= 1.2).
 
-   Throughput is pairs (results) per second, stream start to last result for the stream rows,
-   three ways: per second of wall time; per second of this process's CPU time (all threads,
-   decode included; robust when other processes share the cores); and 1 / the median per-pair
-   cycle time (for the stream: the median interval between results; robust to bursts of
-   contention); plus ``best``, the quietest round's wall throughput. Reported per row: the
-   median over rounds, and every round. For the stream rows it also reports the in-loop share of
-   the cycle that is not inference (median inference vs median interval in the same run).
-4. Prints a table and the two ratios the docs quote, and writes JSON:
-
-   * overhead:   stream / bare                  (target >= 0.95)
-   * caching:    stream-cached / stream         (target >= 1.4), and bare-cached / bare-recompute
-
-Needs PyAV (with libx264) and onnxruntime; never torch.
+Run it under ``taskset -c 0`` / ``taskset -c 0,1`` to measure 1 and 2 usable cores: the budget
+reads the affinity, so ``auto`` follows. Needs PyAV (libx264) and onnxruntime; never torch.
 """
 
 from __future__ import annotations
@@ -54,12 +53,13 @@ sys.path.insert(0, str(ROOT))
 
 import edgeflow  # noqa: E402
 from edgeflow.errors import EdgeflowError  # noqa: E402
-from edgeflow.stream.pairs import decoder_plan  # noqa: E402
 
 WIDTH, HEIGHT, FPS = 320, 240, 30
+PACED_FPS = 10
+TARGETS = {"stream_vs_bare_ort": 0.90, "stream_vs_infer": 0.95, "paced_cpu_vs_bare_cpu": 1.2}
 
 
-def make_video(path: Path, frames: int) -> dict:
+def make_video(path: Path, frames: int, fps: int = FPS) -> dict:
     """Render synthetic frames and encode them as H.264; returns facts about the file."""
     import av
 
@@ -68,7 +68,7 @@ def make_video(path: Path, frames: int) -> dict:
     with open_source(f"synthetic://?width={WIDTH}&height={HEIGHT}&frames={frames}&seed=3") as src:
         images = [f.image for f in src]
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=FPS)
+        stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
         stream.options = {"preset": "medium", "crf": "18"}
         for image in images:
@@ -77,7 +77,7 @@ def make_video(path: Path, frames: int) -> dict:
         for packet in stream.encode(None):
             container.mux(packet)
         codec = stream.codec_context.name
-    return {"path": str(path), "codec": codec, "frames": len(images), "bytes": path.stat().st_size,
+    return {"path": str(path), "codec": codec, "frames": len(images), "fps": fps, "bytes": path.stat().st_size,
             "size": f"{WIDTH}x{HEIGHT}"}
 
 
@@ -88,198 +88,191 @@ def decode_all(path: Path) -> list:
         return [f.image for f in src]
 
 
-class Clock:
-    """Wall time and this process's CPU time (all threads) over a block.
-
-    CPU time is what the shared-host numbers lean on: other processes stealing the cores stretch
-    wall time but not the CPU seconds this loop needed, and the stream's decode thread is
-    included, so the stream pays for its decoding too.
-    """
-
-    def __enter__(self):
-        self.wall0, self.cpu0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall = time.perf_counter() - self.wall0
-        self.cpu = time.process_time() - self.cpu0
-        return False
-
-    def rates(self, pairs: int, intervals_ms) -> dict:
-        """pairs/s three ways: wall, CPU, and 1 / median per-pair cycle time (robust to bursts)."""
-        return {"wall": pairs / self.wall, "cpu": pairs / self.cpu, "median": 1e3 / statistics.median(intervals_ms)}
+def timed(fn) -> dict:
+    """Run ``fn() -> results``; wall results/s and CPU s per result (all threads of this process)."""
+    w0, c0 = time.perf_counter(), time.process_time()
+    n = fn()
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    return {"fps": n / wall, "cpu_s_per_frame": cpu / n, "results": n}
 
 
-def bare_loop(model, tensors) -> dict:
-    """Raw ``session.run`` over consecutive pairs of ready tensors; returns pairs/s (wall, cpu)."""
-    session = getattr(model.runner, "session", None)
-    a, b = model.runner.input_names[:2]
-    out = model.runner.output_names[:1]
-    run = (lambda feed: session.run(out, feed)) if session is not None else model.runner.infer
-    times = []
-    with Clock() as clock:
+def ort_session(path: Path, threads=None):
+    import onnxruntime as ort
+
+    opts = None
+    if threads:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def bare(session, tensors):
+    a, b = [i.name for i in session.get_inputs()][:2]
+
+    def run():
         for i in range(1, len(tensors)):
-            t0 = time.perf_counter()
-            run({a: tensors[i - 1], b: tensors[i]})
-            times.append((time.perf_counter() - t0) * 1e3)
-    return clock.rates(len(tensors) - 1, times)
+            session.run(None, {a: tensors[i - 1], b: tensors[i]})
+        return len(tensors) - 1
+    return run
 
 
-def split_loop(model, tensors, recompute: bool) -> dict:
-    """Encoder + decoder with raw runner calls: recompute both frames' features, or cache them."""
-    enc, dec = model.encoder, model.decoder
-    enc_in = enc.input_names[0]
-    plan = decoder_plan(dec.input_names, enc.output_names)
+def bare_io(session, tensors):
+    """IOBinding with inputs bound as numpy (zero copy on the CPU) and a preallocated output."""
+    a, b = [i.name for i in session.get_inputs()][:2]
+    out = session.get_outputs()[0].name
+    shape = session.run(None, {a: tensors[0], b: tensors[1]})[0].shape
+    buf = np.empty(shape, np.float32)
+    binding = session.io_binding()
+    binding.bind_output(out, "cpu", 0, np.float32, list(shape), buf.ctypes.data)
 
-    def encode(x):
-        return enc.infer({enc_in: x})
-
-    times = []
-    with Clock() as clock:
-        prev = encode(tensors[0])
+    def run(keep=buf):  # the bound output memory must outlive the binding
         for i in range(1, len(tensors)):
-            t0 = time.perf_counter()
-            if recompute:
-                prev = encode(tensors[i - 1])
-            cur = encode(tensors[i])
-            pair = (prev, cur)
-            dec.infer({name: pair[side][key] for name, side, key in plan})
-            prev = cur
-            times.append((time.perf_counter() - t0) * 1e3)
-    return clock.rates(len(tensors) - 1, times)
+            binding.bind_cpu_input(a, tensors[i - 1])
+            binding.bind_cpu_input(b, tensors[i])
+            session.run_with_iobinding(binding)
+        return len(tensors) - 1
+    return run
 
 
-def stream_loop(model, video: Path, cache: bool) -> tuple[dict, dict]:
-    """The full streaming loop on the file: results/s from stream start to last result, and the report."""
+def infer_loop(model, images):
+    def run():
+        for i in range(1, len(images)):
+            model.infer(images[i - 1], images[i])
+        return len(images) - 1
+    return run
+
+
+def stream_run(model, video: Path, reports: dict, key: str, **kw):
     from edgeflow.stream import Stream
 
-    n = 0
-    with Clock() as clock:
-        stream = Stream(model, str(video), cache_features=cache)
+    def run():
+        n = 0
+        stream = Stream(model, str(video), **kw)
         with stream:
             for _ in stream:
                 n += 1
-    if stream.cached != cache:
-        raise EdgeflowError("the artifact has no encoder/decoder split; re-run `edgeflow convert` (it exports them)")
-    report = stream.report.to_dict()
-    return clock.rates(n, [report["interval_ms"]["median"]]), report
+        reports[key] = stream.report.to_dict()
+        return n
+    return run
+
+
+def parse_config(text: str) -> tuple:
+    threads, _, spin = text.partition(":")
+    return (None if threads == "auto" else int(threads)), (spin or "auto")
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("artifact", nargs="?", help="artifact directory (default: the bundled model)")
-    p.add_argument("--frames", type=int, default=60, help="frames in the test video (default 60)")
-    p.add_argument("--rounds", type=int, default=3, help="interleaved measurement rounds (default 3)")
-    p.add_argument("--threads", type=int, default=1,
-                   help="onnxruntime intra-op threads (default 1: on a 2-core device the other core decodes)")
-    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_stream.json"), help="JSON output")
+    p.add_argument("artifacts", nargs="*", help="artifact directories (default: the bundled model)")
+    p.add_argument("--configs", default="auto,1,2", help="thread configs: auto, N, N:on|off|run (default auto,1,2)")
+    p.add_argument("--frames", type=int, default=60, help="frames in the 30 fps test clip (default 60)")
+    p.add_argument("--paced-frames", type=int, default=30, help="frames of the 10 fps clip (default 30: 3 s)")
+    p.add_argument("--rounds", type=int, default=3, help="alternated rounds (default 3)")
+    p.add_argument("--no-bare-threads", action="store_true", help="skip the bare-N rows")
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_stream_threads.json"), help="JSON output")
     args = p.parse_args(argv)
+    from edgeflow.model import default_artifact_path
 
-    try:
-        model = edgeflow.load(args.artifact, threads=args.threads)
-    except EdgeflowError as err:
-        print(f"bench_stream: {err}\n  (no bundled model yet? make one: edgeflow convert pwc-lite --out /tmp/pwc-lite)",
-              file=sys.stderr)
-        return 2
-    if not model.can_cache_features:
-        print("bench_stream: the artifact has no encoder/decoder graphs; the caching rows need them", file=sys.stderr)
-        return 2
+    artifacts = [Path(a) for a in args.artifacts] or [Path(default_artifact_path())]
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    from edgeflow.budget import decide
+
+    budget = decide()
+    print(f"cores seen: {budget.cores_seen} (affinity {budget.affinity}, quota {budget.quota}); auto = "
+          f"{budget.threads} threads, spinning {budget.spinning}; load {os.getloadavg()}", file=sys.stderr)
 
     with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
-        video = Path(tmp) / "clip.mp4"
-        print(f"encoding {args.frames} frames {WIDTH}x{HEIGHT} to H.264 ...", file=sys.stderr, flush=True)
+        video, paced = Path(tmp) / "clip.mp4", Path(tmp) / "clip10.mp4"
         video_info = make_video(video, args.frames)
+        paced_info = make_video(paced, args.paced_frames, PACED_FPS)
         images = decode_all(video)
-        geometry = model.geometry(images[0])
-        tensors = [geometry.to_network(im) for im in images]
-
-        # Warm-up: first runs allocate arenas and pick kernels; keep that out of every row.
-        bare_loop(model, tensors[:3])
-        split_loop(model, tensors[:3], recompute=False)
-
-        rows = {k: [] for k in ("bare", "stream", "stream-cached", "bare-recompute", "bare-cached")}
-        reports = {}
+        jobs, models, reports = {}, [], {}
+        for art in artifacts:
+            try:
+                probe = edgeflow.load(art)
+            except EdgeflowError as err:
+                print(f"bench_stream: {art}: {err}", file=sys.stderr)
+                return 2
+            tag = f"{probe.name}:{probe.artifact.precision}"
+            geometry = probe.geometry(images[0])
+            tensors = [geometry.to_network(im).copy() for im in images]
+            graph = probe.artifact.graph("model")
+            probe.close()
+            sess = ort_session(graph)
+            jobs[(tag, "-", "bare-ort")] = bare(sess, tensors)
+            jobs[(tag, "-", "bare-ort-io")] = bare_io(sess, tensors)
+            for cfg in configs:
+                threads, spin = parse_config(cfg)
+                model = edgeflow.load(art, threads=threads, spin=spin)
+                models.append(model)
+                if threads and not args.no_bare_threads:
+                    jobs[(tag, cfg, f"bare-{threads}")] = bare(ort_session(graph, threads), tensors)
+                jobs[(tag, cfg, "infer")] = infer_loop(model, images)
+                jobs[(tag, cfg, "stream")] = stream_run(model, video, reports, f"{tag}|{cfg}|stream")
+                jobs[(tag, cfg, "paced")] = stream_run(model, paced, reports, f"{tag}|{cfg}|paced",
+                                                       source_options={"realtime": True})
+        for fn in jobs.values():  # warm-up: arenas, kernel choice, page faults
+            if fn.__qualname__.startswith(("bare", "infer")):
+                fn()
+        rows = {k: [] for k in jobs}
+        order = list(jobs)
+        load = [os.getloadavg()]
         for r in range(args.rounds):
-            order = list(rows) if r % 2 == 0 else list(reversed(rows))
-            for name in order:
-                print(f"round {r + 1}/{args.rounds}: {name} ...", file=sys.stderr, flush=True)
-                if name == "bare":
-                    rows[name].append(bare_loop(model, tensors))
-                elif name in ("stream", "stream-cached"):
-                    rates, reports[name] = stream_loop(model, video, cache=name == "stream-cached")
-                    rows[name].append(rates)
-                elif name == "bare-recompute":
-                    rows[name].append(split_loop(model, tensors, recompute=True))
-                else:
-                    rows[name].append(split_loop(model, tensors, recompute=False))
+            for key in (order if r % 2 == 0 else order[::-1]):
+                print(f"round {r + 1}/{args.rounds}: {' '.join(key)} ...", file=sys.stderr, flush=True)
+                rows[key].append(timed(jobs[key]))
+            load.append(os.getloadavg())
+        for m in models:
+            m.close()
 
-    clocks = ("wall", "cpu", "median", "best")
-    for v in rows.values():  # best = the quietest round's wall throughput (timeit's min rule)
-        best = max(r["wall"] for r in v)
-        for r in v:
-            r["best"] = best
-    med = {clock: {k: statistics.median(r[clock] for r in v) for k, v in rows.items()} for clock in clocks}
-    ratios = {
-        clock: {
-            "stream_vs_bare": m["stream"] / m["bare"],
-            "stream_cached_vs_stream": m["stream-cached"] / m["stream"],
-            "bare_cached_vs_bare_recompute": m["bare-cached"] / m["bare-recompute"],
-            "stream_cached_vs_bare": m["stream-cached"] / m["bare"],
-        }
-        for clock, m in med.items()
-    }
+    med = {k: {f: statistics.median(x[f] for x in v) for f in ("fps", "cpu_s_per_frame")} for k, v in rows.items()}
+    ratios = {}
     print()
-    print(f"artifact: {model.artifact.root} ({model.name}, {model.artifact.precision}), onnxruntime threads={args.threads}")
-    print(f"video: {video_info['frames']} frames {video_info['size']} {video_info['codec']}, {video_info['bytes']} bytes; "
-          f"{len(tensors) - 1} pairs per row, {args.rounds} rounds (median)")
-    print(f"{'row':<16}{'wall':>9}{'cpu':>9}{'median':>9}{'best':>9}   pairs/s; wall per round")
-    for k, v in rows.items():
-        print(f"{k:<16}" + "".join(f"{med[c][k]:>9.2f}" for c in clocks) + "   " + " ".join(f"{r['wall']:.2f}" for r in v))
+    print(f"{'artifact':<22}{'config':<8}{'row':<13}{'fps':>8}{'cpu ms/res':>12}   fps per round")
+    for key, v in rows.items():
+        m = med[key]
+        print(f"{key[0]:<22}{key[1]:<8}{key[2]:<13}{m['fps']:>8.2f}{1e3 * m['cpu_s_per_frame']:>12.1f}   "
+              + " ".join(f"{x['fps']:.2f}" for x in v))
     print()
-    for clock in clocks:
-        r = ratios[clock]
-        print(f"[{clock:>6}] streaming overhead: stream / bare           = {r['stream_vs_bare']:.3f}x  (target >= 0.95)")
-        print(f"[{clock:>6}] feature caching:    stream-cached / stream  = {r['stream_cached_vs_stream']:.3f}x  (target >= 1.4)")
-        print(f"[{clock:>6}]                     bare-cached / recompute = {r['bare_cached_vs_bare_recompute']:.3f}x")
-    # In-loop overhead: within the same frames of one stream run, how much of the cycle between
-    # results is not inference. Both are measured on the same frames under the same contention,
-    # so this is the steadiest overhead figure on a shared host.
-    in_loop = {}
-    for name, rep in reports.items():
-        inference, interval = rep["latency_ms"]["inference"]["median"], rep["interval_ms"]["median"]
-        if inference and interval:
-            in_loop[name] = {"inference_median_ms": inference, "interval_median_ms": interval,
-                             "non_inference_share": 1 - inference / interval}
-            print(f"in-loop ({name}): median inference {inference:.1f} ms of a median {interval:.1f} ms cycle: "
-                  f"{100 * (1 - inference / interval):.1f}% is the pipeline (decode wait, pre/post-processing, records)")
-    stages = reports.get("stream-cached", {}).get("latency_ms", {})
-    bound = None
-    if stages:
-        enc, dec = stages["encode"]["median"], stages["decode"]["median"]
-        bound = (2 * enc + dec) / (enc + dec)
-        print(f"cached stage medians: encode {enc:.1f} ms, decode {dec:.1f} ms: caching saves one encode per pair, "
-              f"so its gain is bounded by (2e + d) / (e + d) = {bound:.3f}x for this model")
-
+    for tag in dict.fromkeys(k[0] for k in rows):
+        b = med[(tag, "-", "bare-ort")]
+        for cfg in configs:
+            s, i, pc = med[(tag, cfg, "stream")], med[(tag, cfg, "infer")], med[(tag, cfg, "paced")]
+            rep = reports.get(f"{tag}|{cfg}|stream", {})
+            r = {"stream_vs_bare_ort": s["fps"] / b["fps"], "stream_vs_infer": s["fps"] / i["fps"],
+                 "infer_vs_bare_ort": i["fps"] / b["fps"],
+                 "paced_cpu_vs_bare_cpu": pc["cpu_s_per_frame"] / b["cpu_s_per_frame"],
+                 "threads": rep.get("threads"), "spinning": rep.get("spinning")}
+            bt = med.get((tag, cfg, f"bare-{parse_config(cfg)[0]}"))
+            if bt:
+                r["stream_vs_bare_same_threads"] = s["fps"] / bt["fps"]
+            ratios[f"{tag}|{cfg}"] = r
+            ok = lambda k, v: ("ok" if (v <= TARGETS[k] if k.startswith("paced") else v >= TARGETS[k]) else "MISSED")  # noqa: E731
+            print(f"{tag} [{cfg}: {r['threads']} threads, spinning {r['spinning']}]: "
+                  f"stream/bare-ort {r['stream_vs_bare_ort']:.3f} ({ok('stream_vs_bare_ort', r['stream_vs_bare_ort'])}), "
+                  f"stream/infer {r['stream_vs_infer']:.3f} ({ok('stream_vs_infer', r['stream_vs_infer'])}), "
+                  f"paced CPU/bare CPU {r['paced_cpu_vs_bare_cpu']:.3f} "
+                  f"({ok('paced_cpu_vs_bare_cpu', r['paced_cpu_vs_bare_cpu'])})"
+                  + (f", stream/bare-same-threads {r['stream_vs_bare_same_threads']:.3f}" if bt else ""))
+        io = med[(tag, "-", "bare-ort-io")]
+        print(f"{tag}: IOBinding vs session.run: {io['fps'] / b['fps']:.3f}x fps")
     doc = {
-        "artifact": str(model.artifact.root), "model": model.name, "precision": model.artifact.precision,
-        "threads": args.threads, "video": video_info, "pairs_per_row": len(tensors) - 1, "rounds": args.rounds,
-        "pairs_per_second": {k: {**{clock: med[clock][k] for clock in clocks}, "rounds": v} for k, v in rows.items()},
-        "clocks": {"wall": "pairs / wall seconds of the whole loop (stream: start to last result)",
-                   "cpu": "pairs / CPU seconds of this process, all threads (stream: decode thread included)",
-                   "median": "1000 / median per-pair cycle time in ms (stream: median interval between results)",
-                   "best": "the highest wall pairs/s over the rounds (the quietest round)"},
-        "ratios": ratios, "caching_bound": bound, "in_loop": in_loop,
-        "targets": {"stream_vs_bare": 0.95, "stream_cached_vs_stream": 1.4},
-        "stream_reports": reports,
-        "host": {"cpu": _cpu(), "cores": os.cpu_count(), "machine": platform.machine(),
-                 "load_avg": os.getloadavg() if hasattr(os, "getloadavg") else None,
-                 "onnxruntime": _ort_version(), "numpy": np.__version__, "edgeflow": edgeflow.__version__},
+        "artifacts": [str(a) for a in artifacts], "configs": configs, "budget_auto": budget.to_dict(),
+        "video": video_info, "paced_video": paced_info, "rounds": args.rounds,
+        "rows": {"|".join(k): {**med[k], "rounds": v} for k, v in rows.items()},
+        "ratios": ratios, "targets": TARGETS,
+        "stream_reports": {k: {f: v.get(f) for f in ("threads", "spinning", "cores_seen", "thread_budget", "fps",
+                                                     "cpu_s_per_frame", "cached", "frames", "end")}
+                           for k, v in reports.items()},
+        "load_avg": load,
+        "host": {"cpu": _cpu(), "cores": os.cpu_count(), "affinity": sorted(os.sched_getaffinity(0)),
+                 "machine": platform.machine(), "onnxruntime": _ort_version(), "numpy": np.__version__,
+                 "edgeflow": edgeflow.__version__},
     }
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
-    print(f"json: {out}")
-    model.close()
+    print(f"load average per round: {[round(x[0], 2) for x in load]}\njson: {out}")
     return 0
 
 
