@@ -27,6 +27,18 @@ test: $(STAMP)
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
+# Device installs, checked (issue 19). test-numpy1: the runtime wheel under NumPy 1.26 in a cached
+# venv (.ef_cache/numpy1-venv) gives the flows it gives under NumPy 2. test-aarch64: docs/deploy_pi.md
+# run as written on Debian bookworm arm64 under QEMU (root cached in $EF_AARCH64_CACHE, default
+# /var/cache/edgeflow-aarch64); it skips, saying why, without root or an arm64 binfmt handler
+# (scripts/aarch64/setup_host.sh installs one on Debian).
+.PHONY: test-numpy1 test-aarch64
+test-numpy1: $(STAMP)
+	$(BIN)/python scripts/numpy1_check.py
+
+test-aarch64: $(STAMP)
+	$(BIN)/python scripts/aarch64/check.py
+
 # Optional PTLFlow suite (issue 13, docs/byo.md): PTLFlow needs torchvision, i.e. the multi-GB CUDA
 # build of torch, so it lives in its own ignored venv (.venv-ptlflow), outside `make test`.
 # test-ptlflow: pwcnet, fastflownet, neuflow as pickle/.pt2/trace through `edgeflow convert` (nodes,

@@ -203,3 +203,24 @@ def test_cli_refuses_a_foreign_edgeflow_package(tmp_path):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "not edgeflow-sdk's" in lines[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def test_aarch64_check_finds_the_pi_pages_lines():
+    """`make test-aarch64` runs docs/deploy_pi.md's lines as written: they must be where it looks,
+    and name the wheel `pip wheel .` makes, the pi extra and the pi constraints file."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("aarch64_check", ROOT / "scripts" / "aarch64" / "check.py")
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    convert = [ln for b in check.doc_blocks("1. On the workstation: convert") for ln in b]
+    assert any("--int8" in ln and "--int8-scheme s8s8" in ln and "--out pwc-lite-320-int8" in ln for ln in convert)
+    assert any("--out pwc-lite-320 " in ln and "--int8" not in ln for ln in convert)
+    wheel_block, install = check.doc_blocks("2. On the Pi: install the runtime")[:2]
+    assert any("pip wheel --no-deps . -w dist" in ln for ln in wheel_block)
+    project = _pyproject()["project"]
+    wheel = f"{project['name'].replace('-', '_')}-{project['version']}-py3-none-any.whl"
+    assert any(ln.startswith("scp ") and f"dist/{wheel}" in ln and "constraints/pi.txt" in ln for ln in wheel_block)
+    text = "\n".join(install)
+    assert "--system-site-packages" in text and f'"./{wheel}[pi]" -c pi.txt' in text
+    assert [ln for ln in install if "Raspberry Pi OS only" in ln] == [ln for ln in install if "picamera2" in ln]

@@ -171,7 +171,7 @@ def describe_artifact(path) -> dict:
             status = "ok"
         files[name] = {"role": meta.get("role"), "bytes": meta.get("bytes"), "status": status}
     keys = ("model", "precision", "resolution", "inputs", "outputs", "preprocessing", "postprocessing", "graphs", "split",
-            "plugins", "correlation_formulation", "tensorrt", "tools", "parity", "int8", "valid", "invalid_reason")
+            "plugins", "correlation_formulation", "quantization", "tensorrt", "tools", "parity", "valid", "invalid_reason")
     out = {"path": str(root), **{k: m[k] for k in keys if k in m}, "files": files}
     out["sha256_ok"] = bool(files) and all(v["status"] == "ok" for v in files.values())
     return out
@@ -204,6 +204,12 @@ def print_artifact(d: dict) -> None:
     print("  plugins      " + (", ".join(f"{p.get('namespace', '?')}::{p.get('name', '?')} v{p.get('version', '?')}"
                                        for p in plugins if isinstance(p, dict)) or "none")
           + (" (onnxruntime runs it as its ONNX function body; TensorRT needs `edgeflow build-plugin`)" if plugins else ""))
+    q = d.get("quantization")
+    if isinstance(q, dict):
+        cal = q.get("calibration") or {}
+        print(f"  quantization {q.get('format', '?')}, CPU graph {str(q.get('cpu_scheme', '?')).upper()}, {q.get('calibration_method', '?')} "
+              f"calibration on {cal.get('source', '?')} ({cal.get('pairs', '?')} pairs), "
+              f"{len(q.get('excluded_nodes') or [])} node(s) kept in float")
     trt = d.get("tensorrt")
     if isinstance(trt, dict):
         print(f"  tensorrt     engine for TensorRT {trt.get('version', '?')} on {trt.get('gpu', '?')}, {trt.get('precision', '?')}")
