@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeflow.errors import InputError
-from edgeflow.flow.font import GLYPH_HEIGHT, render_text
+from edgeflow.errors import EdgeflowError, InputError
 
 # Number of hue steps between the six primary/secondary colours of the wheel.
 RY, YG, GC, CB, BM, MR = 15, 6, 4, 11, 13, 6
@@ -151,11 +150,57 @@ def _as_rgb(image, index: int) -> np.ndarray:
     )
 
 
+LABELS_HINT = "panel labels are drawn by Pillow or OpenCV: pip install pillow (or pass no labels)"
+
+
+def _pillow_or_none():
+    try:
+        from PIL import Image, ImageDraw, ImageFont
+    except Exception:
+        return None
+    return Image, ImageDraw, ImageFont
+
+
+def labels_available() -> bool:
+    """Whether :func:`side_by_side` can draw labels here (OpenCV or Pillow importable)."""
+    from edgeflow.optional import cv2_or_none
+
+    return cv2_or_none() is not None or _pillow_or_none() is not None
+
+
+def label_mask(text: str, scale: int = 2) -> np.ndarray:
+    """``text`` as a boolean ink mask about ``6 * scale`` pixels tall: ``cv2.putText`` (Hershey
+    simplex, no anti-aliasing) when OpenCV imports, else Pillow's ``ImageDraw`` with its default
+    font; neither: one EdgeflowError line saying what to install (no font of our own)."""
+    from edgeflow.optional import cv2_or_none
+
+    cv2 = cv2_or_none()
+    if cv2 is not None:
+        font, size = cv2.FONT_HERSHEY_SIMPLEX, 0.3 * scale
+        (w, h), base = cv2.getTextSize(text, font, size, 1)
+        canvas = np.zeros((h + base + 1, max(1, w + 1)), np.uint8)
+        cv2.putText(canvas, text, (0, h), font, size, 255, 1, cv2.LINE_8)
+        return canvas > 127
+    pillow = _pillow_or_none()
+    if pillow is None:
+        raise EdgeflowError(LABELS_HINT)
+    Image, ImageDraw, ImageFont = pillow
+    try:
+        font = ImageFont.load_default(size=5 * scale + 1)  # Pillow >= 10.1 (FreeType)
+    except (TypeError, OSError):
+        font = ImageFont.load_default()
+    _, _, right, bottom = font.getbbox(text)
+    image = Image.new("L", (max(1, right), max(1, bottom)))
+    ImageDraw.Draw(image).text((0, 0), text, fill=255, font=font)
+    return np.asarray(image) > 127
+
+
 def side_by_side(images, labels=None, gap: int = 4, scale: int = 2) -> np.ndarray:
     """Place images left to right on a black canvas, each with an optional label strip above it.
 
     Panels may differ in size (they are top-aligned); HxWx2 flows are colour-coded automatically.
-    Labels use a built-in 3x5 bitmap font (scaled by ``scale``) and are clipped to the panel width.
+    Labels are drawn by OpenCV or Pillow (:func:`label_mask`, about ``6 * scale`` px tall) and are
+    clipped to the panel width.
     """
     panels = [_as_rgb(img, i) for i, img in enumerate(images)]
     if not panels:
@@ -164,7 +209,8 @@ def side_by_side(images, labels=None, gap: int = 4, scale: int = 2) -> np.ndarra
         raise InputError(f"got {len(labels)} labels for {len(panels)} images")
     gap, scale = max(0, int(gap)), max(1, int(scale))
     pad = scale
-    strip = GLYPH_HEIGHT * scale + 2 * pad if labels is not None else 0
+    masks = [label_mask(str(text), scale) for text in labels] if labels is not None else None
+    strip = max(m.shape[0] for m in masks) + 2 * pad if masks else 0
     height = strip + max(p.shape[0] for p in panels)
     width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
     canvas = np.zeros((height, width, 3), dtype=np.uint8)
@@ -173,7 +219,7 @@ def side_by_side(images, labels=None, gap: int = 4, scale: int = 2) -> np.ndarra
         h, w = panel.shape[:2]
         canvas[strip : strip + h, x : x + w] = panel
         if labels is not None:
-            text = render_text(labels[i], scale)[:, : max(0, w - pad)]
+            text = masks[i][:, : max(0, w - pad)]
             th, tw = text.shape
             canvas[pad : pad + th, x + pad : x + pad + tw][text] = 255
         x += w + gap

@@ -20,11 +20,13 @@ from edgeflow.sinks.base import Sink
 class VideoSink(Sink):
     """``max_flow``: flow magnitude (px) for full colour saturation; fixed values keep colours
     comparable across frames (default: per-frame maximum). ``fps``: output rate (default: the
-    source's nominal rate, else 30)."""
+    source's nominal rate, else 30). ``labels``: a caption over each panel, drawn by OpenCV or
+    Pillow; None (default) draws them when one of those is installed, True without either is one
+    error line at open."""
 
     name = "video"
 
-    def __init__(self, path, fps: Optional[float] = None, max_flow: Optional[float] = None, labels: bool = True,
+    def __init__(self, path, fps: Optional[float] = None, max_flow: Optional[float] = None, labels: Optional[bool] = None,
                  backend: str = "auto"):
         self.path = Path(path)
         self.fps = fps
@@ -35,6 +37,13 @@ class VideoSink(Sink):
         self._writer = None
 
     def open(self, info: dict) -> None:
+        from edgeflow.flow.visualize import LABELS_HINT, labels_available
+
+        if self.labels is not False:
+            available = labels_available()
+            if self.labels and not available:
+                raise EdgeflowError(LABELS_HINT)
+            self.labels = available
         if self.fps is None:
             fps = info.get("source_fps")
             self.fps = float(fps) if fps and fps > 0 else 30.0
