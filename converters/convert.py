@@ -26,7 +26,7 @@ from converters.validate import ParityResult, check_parity, real_frame_pairs
 from converters.variants import Variant, measure_variants
 from edgeflow.artifact import ArtifactWriter, check_output_dir
 from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
-from edgeflow.errors import EdgeflowError
+from edgeflow.errors import EdgeflowError, first_line
 
 INPUT_NAMES = ["frame1", "frame2"]
 OUTPUT_NAMES = ["flow"]
@@ -337,7 +337,7 @@ def _profile(writer, evaluator, pad_multiple: int, conventions, opts: ConvertOpt
         feed = {names[0]: geo.to_network(pair.frame1), names[1]: geo.to_network(pair.frame2)}
         return slowest_ops(writer.path("model.onnx"), feed, runs=max(1, min(3, opts.latency_iterations)), threads=opts.latency_threads)
     except Exception as err:  # a report nicety: never fail a conversion over it
-        return {"error": str(err).splitlines()[0] if str(err) else type(err).__name__}
+        return {"error": first_line(err)}
 
 
 def _print_lines(lines, quiet: bool) -> None:

@@ -43,7 +43,7 @@ from torch import nn
 from converters.zoo.base import FlowModel
 from converters.zoo.registry import ARCHS, MODELS, config_from, get_model, model_from_checkpoint
 from edgeflow.artifact import sha256_file
-from edgeflow.errors import EdgeflowError
+from edgeflow.errors import EdgeflowError, first_line
 
 CHECKPOINT_FORMAT = "edgeflow-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -199,7 +199,7 @@ def _load_torch_save(path: Path, trust_pickle: bool) -> LoadedModel:
             raise EdgeflowError(_refusal(path)) from None
         return _load_trusted_pickle(path)
     except Exception as err:  # truncated zip, corrupt records, ...
-        raise EdgeflowError(f"cannot read {path} as a PyTorch file: {_first_line(err)}") from None
+        raise EdgeflowError(f"cannot read {path} as a PyTorch file: {first_line(err)}") from None
     return _from_checkpoint(obj, path)
 
 
@@ -241,7 +241,7 @@ def _load_trusted_pickle(path: Path) -> LoadedModel:
             with open(path, "rb") as handle:
                 obj = pickle.load(handle)
     except Exception as err:
-        raise EdgeflowError(f"cannot unpickle {path}: {_first_line(err)}") from None
+        raise EdgeflowError(f"cannot unpickle {path}: {first_line(err)}") from None
     if isinstance(obj, dict) and "state_dict" in obj:
         return _from_checkpoint(obj, path)
     if not isinstance(obj, nn.Module):
@@ -260,7 +260,7 @@ def _load_torchscript(path: Path) -> LoadedModel:
             warnings.simplefilter("ignore", DeprecationWarning)
             module = torch.jit.load(str(path), map_location="cpu", _extra_files=extra)
     except Exception as err:
-        raise EdgeflowError(f"cannot load TorchScript archive {path}: {_first_line(err)}") from None
+        raise EdgeflowError(f"cannot load TorchScript archive {path}: {first_line(err)}") from None
     arch, config = _read_metadata(extra.get(METADATA_FILE))
     return LoadedModel(module.eval(), "torchscript", str(path), sha256_file(path), arch, config)
 
@@ -294,7 +294,7 @@ def _load_export(path: Path, trust_pickle: bool = False) -> LoadedModel:
             program = torch.export.load(io.BytesIO(data), extra_files=extra)
         module = program.module()
     except Exception as err:
-        raise EdgeflowError(f"cannot load torch.export program {path}: {_first_line(err)}") from None
+        raise EdgeflowError(f"cannot load torch.export program {path}: {first_line(err)}") from None
     arch, config = _read_metadata(extra.get(METADATA_FILE))
     _freeze_mode(module)
     digest = hashlib.sha256(data).hexdigest()
@@ -458,8 +458,3 @@ def _read_metadata(text) -> tuple[str | None, dict | None]:
 
 def _plain_config(config) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip().splitlines()
-    return text[0] if text else type(err).__name__

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
+from edgeflow.flow.metrics import end_point_error
 from edgeflow.preprocess import plan_geometry
 
 
@@ -65,7 +66,7 @@ def compare_flows(reference: list[np.ndarray], candidate: list[np.ndarray], tol_
     epes, max_abs = [], 0.0
     for ref, cand in zip(reference, candidate):
         diff = cand.astype(np.float64) - ref.astype(np.float64)
-        epes.append(np.sqrt((diff**2).sum(-1)))
+        epes.append(end_point_error(cand, ref))
         max_abs = max(max_abs, float(np.abs(diff).max()))
     epe = np.concatenate([e.ravel() for e in epes])
     return ParityResult(len(reference), max_abs, float(epe.mean()), float(epe.max()), tol_epe, tol_max_abs)

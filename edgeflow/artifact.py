@@ -41,7 +41,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from edgeflow.errors import ArtifactError
+from edgeflow.errors import ArtifactError, first_line
 
 FORMAT = "edgeflow-artifact"
 FORMAT_VERSION = 1
@@ -115,7 +115,7 @@ def read_json_file(path: Path, what: str):
     try:
         return json.loads(text)
     except (ValueError, RecursionError) as err:
-        raise ArtifactError(f"{path} is not valid JSON ({str(err).splitlines()[0][:120]}); re-run `edgeflow convert`") from None
+        raise ArtifactError(f"{path} is not valid JSON ({first_line(err)[:120]}); re-run `edgeflow convert`") from None
 
 
 # -- the typed manifest ----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgeflow.errors import EdgeflowError
+from edgeflow.flow.metrics import end_point_error
 from edgeflow.preprocess import plan_geometry, resize_bilinear
 
 
@@ -61,7 +62,9 @@ def validation_pairs(height: int, width: int, limit: int | None = None) -> list[
 
 
 def mean_epe(pred: np.ndarray, ref: np.ndarray, valid: np.ndarray | None = None) -> float:
-    err = np.hypot(pred[..., 0] - ref[..., 0], pred[..., 1] - ref[..., 1])
+    """Mean end-point error over ``valid`` pixels (all when none is valid); the per-pixel EPE is
+    edgeflow.flow.metrics', the one definition."""
+    err = end_point_error(pred, ref)
     return float(err[valid].mean() if valid is not None and valid.any() else err.mean())
 
 

@@ -42,7 +42,7 @@ import onnx
 
 from converters.quantize.calibration import PairFeeds
 from converters.quantize.inline_correlation import inline_correlations, inlinable
-from edgeflow.errors import EdgeflowError
+from edgeflow.errors import EdgeflowError, first_line
 
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 SCHEMES = ("u8s8", "s8s8")
@@ -198,8 +198,7 @@ class Int8Quantizer:
                 calibrator.collect_data(_Reader())
                 self._ranges = calibrator.compute_data()
             except Exception as err:
-                msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise EdgeflowError(f"INT8 calibration failed ({self.options.method}): {msg}") from err
+                raise EdgeflowError(f"INT8 calibration failed ({self.options.method}): {first_line(err)}") from err
         return self._ranges
 
     def _calibrator(self, augmented_path: str):
@@ -287,8 +286,7 @@ class Int8Quantizer:
                 out = Path(out)
                 quantizer.model.save_model_to_file(str(out), False)
             except Exception as err:
-                msg = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise EdgeflowError(f"INT8 quantization failed: {msg}") from err
+                raise EdgeflowError(f"INT8 quantization failed: {first_line(err)}") from err
         _strip_inference_metadata(out)
         return Int8Graph(out, target, scheme, list(exclude))
 

@@ -40,7 +40,7 @@ from converters.train.data import batch_stream
 from converters.train.fast_correlation import use_fast_correlation
 from converters.train.loss import masked_epe, multiscale_loss
 from converters.zoo import build_model
-from edgeflow.errors import EdgeflowError
+from edgeflow.errors import EdgeflowError, first_line
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
@@ -94,7 +94,7 @@ def _read_saved(path: Path, missing: str, context: str) -> dict:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
-        raise EdgeflowError(f"{context}cannot read {path}: {str(err).splitlines()[0]}") from None
+        raise EdgeflowError(f"{context}cannot read {path}: {first_line(err)}") from None
 
 
 def load_initial_weights(model: torch.nn.Module, path) -> None:
