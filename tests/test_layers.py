@@ -125,3 +125,22 @@ def test_runtime_imports_nothing_above_it(graph):
                 line = graph.get_import_details(importer=module, imported=target)[0]["line_number"]
                 bad.append(f"{module} -> {target} (l.{line})")
     assert not bad, "runtime modules import back up (the package or the CLI layer): " + "; ".join(bad)
+
+
+def test_architecture_doc_names_only_paths_that_exist():
+    """docs/architecture.md is drawn from the tree: every edgeflow/ or converters/ path it names exists."""
+    import re
+
+    doc = (ROOT / "docs" / "architecture.md").read_text()
+    named = set()
+    for path in re.findall(r"`((?:edgeflow|converters)/[^`\s]*)`", doc):
+        head, brace, tail = path.partition("{")
+        if brace:  # edgeflow/backends/{onnxruntime,tensorrt}.py
+            inner, _, rest = tail.partition("}")
+            named.update(head + part + rest for part in inner.split(","))
+        else:
+            named.add(path)
+    named = {p for p in named if "<" not in p and "*" not in p}  # templates and globs ("<name>.py")
+    assert len(named) > 40
+    missing = sorted(p for p in named if not (ROOT / p).exists())
+    assert not missing, f"docs/architecture.md names paths that are not in the tree: {missing}"
