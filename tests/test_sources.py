@@ -500,7 +500,7 @@ def test_runtime_never_imports_torch():
     code = (
         "import sys, edgeflow.sources as s\n"
         "import edgeflow.sources.video, edgeflow.sources.images, edgeflow.sources.live\n"
-        "import edgeflow.sources.v4l2, edgeflow.sources.rtsp, edgeflow.sources.gstreamer\n"
+        "import edgeflow.sources.v4l2, edgeflow.sources.rtsp, edgeflow.sources.csi\n"
         "import edgeflow.sources.picamera2, edgeflow.sources.synthetic\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )

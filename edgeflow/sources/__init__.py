@@ -31,7 +31,7 @@ _IMPLEMENTATIONS = {
     "synthetic": ("edgeflow.sources.synthetic", "SyntheticSource"),
     "v4l2": ("edgeflow.sources.v4l2", "V4L2Source"),
     "rtsp": ("edgeflow.sources.rtsp", "RTSPSource"),
-    "csi": ("edgeflow.sources.gstreamer", "CSISource"),
+    "csi": ("edgeflow.sources.csi", "CSISource"),
     "picamera2": ("edgeflow.sources.picamera2", "Picamera2Source"),
 }
 

@@ -61,3 +61,18 @@ def bgr_to_rgb(bgr):
     import cv2
 
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class OpenCVDevice:
+    """The device seam every ``cv2.VideoCapture``-backed live source shares (V4L2, CSI through
+    GStreamer): read BGR with the backend's timestamp, release, convert to RGB. Mixed in before
+    :class:`~edgeflow.sources.live.LiveSource`; a source adds only how it opens its device."""
+
+    def _device_read(self, handle):
+        return read_bgr(handle)
+
+    def _device_close(self, handle) -> None:
+        release(handle)
+
+    def _to_rgb(self, raw):
+        return bgr_to_rgb(raw)

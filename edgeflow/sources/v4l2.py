@@ -13,10 +13,10 @@ from typing import Any, Optional
 
 from edgeflow.errors import SourceError
 from edgeflow.sources import opencv_capture as ocv
-from edgeflow.sources.live import LiveSource, ReadResult
+from edgeflow.sources.live import LiveSource
 
 
-class V4L2Source(LiveSource):
+class V4L2Source(ocv.OpenCVDevice, LiveSource):
     """Options: ``width``, ``height``, ``fps``, ``fourcc`` (e.g. ``MJPG``, ``YUYV``) plus the
     live options (``backoff_initial``, ``backoff_max``, ``max_retries``)."""
 
@@ -51,12 +51,3 @@ class V4L2Source(LiveSource):
         fps = cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and fps > 0 else self.requested_fps
         return cap
-
-    def _device_read(self, handle: Any) -> ReadResult:
-        return ocv.read_bgr(handle)
-
-    def _device_close(self, handle: Any) -> None:
-        ocv.release(handle)
-
-    def _to_rgb(self, raw):
-        return ocv.bgr_to_rgb(raw)

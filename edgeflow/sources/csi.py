@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from edgeflow.errors import SourceError
 from edgeflow.sources import opencv_capture as ocv
-from edgeflow.sources.live import LiveSource, ReadResult
+from edgeflow.sources.live import LiveSource
 
 
 def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: float = 30.0,
@@ -30,7 +30,7 @@ def csi_pipeline(sensor_id: int = 0, width: int = 1280, height: int = 720, fps: 
     )
 
 
-class CSISource(LiveSource):
+class CSISource(ocv.OpenCVDevice, LiveSource):
     """Options: ``width`` (1280), ``height`` (720), ``fps`` (30), ``flip_method`` (nvvidconv
     0-7) plus the live options."""
 
@@ -53,12 +53,3 @@ class CSISource(LiveSource):
         what = (f"CSI camera {self.sensor_id} "
                 "(is nvargus-daemon running? try: gst-launch-1.0 nvarguscamerasrc ! fakesink)")
         return ocv.open_capture(self.pipeline, cv2.CAP_GSTREAMER, what)
-
-    def _device_read(self, handle: Any) -> ReadResult:
-        return ocv.read_bgr(handle)
-
-    def _device_close(self, handle: Any) -> None:
-        ocv.release(handle)
-
-    def _to_rgb(self, raw):
-        return ocv.bgr_to_rgb(raw)
