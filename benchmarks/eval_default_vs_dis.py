@@ -1,4 +1,4 @@
-"""Mean EPE of a pwc-lite checkpoint vs OpenCV DIS (ULTRAFAST, MEDIUM) on the built-in eval set.
+"""Mean EPE of checkpoints vs OpenCV DIS (ULTRAFAST, FAST, MEDIUM) on the built-in or unseen set.
 
 A quick progress check while training (``edgeflow eval`` is the full tool): it runs the model
 eagerly in PyTorch and the two DIS presets on the same pairs, and prints one table.
@@ -7,6 +7,7 @@ eagerly in PyTorch and the two DIS presets on the same pairs, and prints one tab
     python benchmarks/eval_default_vs_dis.py out/train/pwc-lite/model_step800.pt [more.pt ...]
     python benchmarks/eval_default_vs_dis.py --pairs 3 CKPT           # first 3 pairs + motorcycle
     python benchmarks/eval_default_vs_dis.py --json out.json CKPT
+    python benchmarks/eval_default_vs_dis.py --data unseen default runs/default/model.pt
 
 EPE: mean over valid pixels of each pair, then mean over pairs ("mean" row), plus the real
 Middlebury motorcycle pair alone.
@@ -23,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-DIS_PRESETS = {"dis-ultrafast": 0, "dis-medium": 2}  # cv2.DISOPTICAL_FLOW_PRESET_* values
+DIS_PRESETS = {"dis-ultrafast": 0, "dis-fast": 1, "dis-medium": 2}  # cv2.DISOPTICAL_FLOW_PRESET_* values
 
 
 def epe(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray) -> float:
@@ -63,6 +64,8 @@ def main(argv=None) -> int:
     parser.add_argument("--pairs", type=int, help="use only the first N pairs (the motorcycle pair is always kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--json", type=Path, help="also write the table as JSON")
+    parser.add_argument("--data", choices=["builtin", "unseen"], default="builtin",
+                        help="built-in set (default) or the unseen set (held-out material, edgeflow.synthetic.unseen_eval)")
     args = parser.parse_args(argv)
 
     import torch
@@ -70,13 +73,19 @@ def main(argv=None) -> int:
     from edgeflow.synthetic import builtin_eval_set
 
     torch.set_num_threads(args.threads)
-    pairs = builtin_eval_set()
+    if args.data == "unseen":
+        from edgeflow.synthetic.unseen_eval import unseen_eval_set
+
+        pairs = unseen_eval_set()
+    else:
+        pairs = builtin_eval_set()
     if args.pairs is not None:
         pairs = pairs[: args.pairs] + [p for p in pairs[args.pairs :] if p.name.startswith("motorcycle")]
     methods = {name: (lambda f1, f2, n=name: dis_flow(n, f1, f2)) for name in DIS_PRESETS}
     for spec in args.checkpoints:
         model = load(spec)
-        methods[Path(spec).stem if spec.endswith(".pt") else spec] = lambda f1, f2, m=model: model_flow(m, f1, f2)
+        label = spec.replace("/model.pt", "").split("/")[-1] if spec.endswith(".pt") else spec
+        methods[label] = lambda f1, f2, m=model: model_flow(m, f1, f2)
 
     table = {name: {} for name in methods}
     for pair in pairs:

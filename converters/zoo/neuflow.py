@@ -49,6 +49,10 @@ class NeuFlowConfig:
     context: tuple[int, ...] = (32, 32, 32)
     context_dilations: tuple[int, ...] = (1, 2, 4)
     activation: str = "relu"
+    #: Channels of a context map the *encoder* computes from its 1/8 features (1x1 conv + ReLU)
+    #: for the 1/8 estimator, in place of the raw 1/8 features: work moved from the pair decoder
+    #: to the cacheable per-frame encoder (0: the estimator reads the raw features).
+    context8: int = 0
 
     def __post_init__(self):
         if len(self.channels) != 4 or len(self.convs) != 4 or min(self.convs) < 1:
@@ -65,7 +69,12 @@ class NeuFlowConfig:
         return cls(**{key: tuple(val) if isinstance(val, list) else val for key, val in values.items()})
 
 
-NEUFLOW_LITE_CONFIG = NeuFlowConfig()
+#: The edge default (zoo ``default`` and ``neuflow-lite``). Measured against the first candidate
+#: (``NeuFlowConfig()``: radii 5 / 3, raw 1/8 features in the decoder), whose decoder took 70 % of
+#: a cached frame's time (caching bound 1.30-1.39 on the shared host): smaller radii (4 at 1/16
+#: still reaches 64 px, +16 px from the 1/8 search), the context map moved into the encoder and one
+#: more conv at 1/8 and at 1/16 (better features, and a larger cacheable share).
+NEUFLOW_LITE_CONFIG = NeuFlowConfig(convs=(1, 2, 4, 4), md16=4, md8=2, context8=32)
 
 
 class NeuFlowEncoder(nn.Module):
@@ -78,15 +87,23 @@ class NeuFlowEncoder(nn.Module):
             stages.append(nn.Sequential(*layers))
             in_channels = channels
         self.stages = nn.ModuleList(stages)
-        self.feature_channels = tuple(config.channels[2:])
-        self.feature_strides = (8, 16)
+        self.context = conv(config.channels[2], config.context8, config.activation, kernel_size=1) \
+            if config.context8 else None
+        if self.context is None:
+            self.feature_channels, self.feature_strides = tuple(config.channels[2:]), (8, 16)
+        else:
+            self.feature_channels = (config.channels[2], config.context8, config.channels[3])
+            self.feature_strides = (8, 8, 16)
 
     def forward(self, frame: torch.Tensor) -> list[torch.Tensor]:
+        """``[f8, f16]``, or ``[f8, context8, f16]`` with ``config.context8``."""
         x = normalize_frames(frame)
         features = []
         for index, stage in enumerate(self.stages):
             x = stage(x)
-            if index >= 2:
+            if index == 2 and self.context is not None:
+                features += [x, self.context(x)]
+            elif index >= 2:
                 features.append(x)
         return features
 
@@ -124,12 +141,13 @@ class Context(nn.Module):
 
 
 class NeuFlowDecoder(nn.Module):
-    used_feats1 = (0, 1)
-    used_feats2 = (0, 1)
-
     def __init__(self, config: NeuFlowConfig):
         super().__init__()
-        c8, c16 = config.channels[2], config.channels[3]
+        self.has_context = bool(config.context8)
+        # Frame 2's context map is never read (the exporter drops that decoder input).
+        self.used_feats1 = (0, 1, 2) if self.has_context else (0, 1)
+        self.used_feats2 = (0, 2) if self.has_context else (0, 1)
+        c8, c16 = config.context8 or config.channels[2], config.channels[3]
         act = config.activation
         self.corr16 = Correlation(max_displacement=config.md16, kernel_size=1, stride1=1, stride2=1, pad_size=config.md16)
         self.corr8 = Correlation(max_displacement=config.md8, kernel_size=1, stride1=1, stride2=1, pad_size=config.md8)
@@ -142,14 +160,17 @@ class NeuFlowDecoder(nn.Module):
             if config.context else None
 
     def forward(self, feats1, feats2, return_pyramid: bool = False):
-        f1_8, f1_16 = feats1
-        f2_8, f2_16 = feats2
+        if self.has_context:
+            (f1_8, ctx, f1_16), (f2_8, f2_16) = feats1, (feats2[0], feats2[2])
+        else:
+            (f1_8, f1_16), (f2_8, f2_16) = feats1, feats2
+            ctx = f1_8
         cost = self.activation(self.corr16(f1_16, f2_16))
         flow16, features = self.estimator16(torch.cat([cost, f1_16], dim=1))
         up_flow = upsample_flow(flow16)
         up_features = upsample(self.upfeat(features), 2)
         cost = self.activation(self.corr8(f1_8, backward_warp(f2_8, up_flow)))
-        residual, features = self.estimator8(torch.cat([cost, f1_8, up_flow, up_features], dim=1))
+        residual, features = self.estimator8(torch.cat([cost, ctx, up_flow, up_features], dim=1))
         flow8 = up_flow + residual
         if self.context is not None:
             flow8 = flow8 + self.context(features)
