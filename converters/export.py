@@ -162,6 +162,10 @@ def export_onnx(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = _eval_mode(module)
+    if exporter == "torchscript" and any(isinstance(m, torch.fx.GraphModule) for m in module.modules()):
+        # A torch.export program (.pt2) is already an aten graph (lift_fresh_copy, ...) that the
+        # TorchScript exporter cannot map; the dynamo exporter reads it as it is.
+        exporter = "dynamo"
     if expected_correlations is None:
         expected_correlations = count_correlation_calls(module, example_inputs)
     with torch.no_grad():
