@@ -12,7 +12,8 @@ sha256 of every file, and report.json with parity and latency numbers, and for s
 throughput gain feature caching will give this model (encoder vs decoder time).
 
 MODEL is one of:
-  a zoo name           pwc-lite, pwc, flownetc-s (bundled weights when shipped)
+  a zoo name           default, pwc-lite, pwc, flownetc-s, neuflow-lite, rapid-lite, fastflow-lite
+                       (bundled weights when shipped)
   an edgeflow checkpoint  {"arch", "config", "state_dict"} saved with torch.save (loaded weights-only)
   a TorchScript archive   torch.jit.save(...)
   a torch.export program  .pt2 (torch.export.save)

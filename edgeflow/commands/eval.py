@@ -15,7 +15,7 @@ every number (per pair, per sequence, overall; both pixel and pair averages).
 MODEL|ARTIFACT is one of:
   (omitted)        the bundled default artifact (pwc-lite)
   an artifact dir  a folder with manifest.json (from `edgeflow convert`): runs through the runtime
-  a zoo name       pwc-lite, pwc, flownetc-s: eager PyTorch (host only, needs torch)
+  a zoo name       default, pwc-lite, pwc, flownetc-s, ...: eager PyTorch (host only, needs torch)
   a model file     an edgeflow checkpoint, TorchScript or .pt2 file: eager PyTorch (host only)
 
 --data PATH is detected from its layout (override with --format):
