@@ -74,20 +74,14 @@ class EngineJob:
     part: str  # model | encoder | decoder: what the engine computes
 
     @property
-    def engine_role(self) -> str:
-        return ENGINE_NAMES[self.part][0]
+    def names(self) -> tuple:
+        return ENGINE_NAMES[self.part]
 
-    @property
-    def engine_file(self) -> str:
-        return ENGINE_NAMES[self.part][1]
-
-    @property
-    def onnx_role(self) -> str:
-        return ENGINE_NAMES[self.part][2]
-
-    @property
-    def onnx_file(self) -> str:
-        return ENGINE_NAMES[self.part][3]
+    # engine role, engine file, role and file of the TensorRT-bound graph it was built from
+    engine_role = property(lambda self: self.names[0])
+    engine_file = property(lambda self: self.names[1])
+    onnx_role = property(lambda self: self.names[2])
+    onnx_file = property(lambda self: self.names[3])
 
 
 @dataclass

@@ -109,18 +109,14 @@ class AccuracyGuard:
         return self.budget.allowed(self.fp32["epe_vs_gt"])
 
     def check(self, path: str | Path, variant: str) -> GuardCheck:
-        score = self.evaluator.score(self.evaluator.flows(path), self.reference)
-        fp32_gt = self.fp32["epe_vs_gt"]
-        increase = score["epe_vs_gt"] - fp32_gt if score["epe_vs_gt"] is not None and fp32_gt is not None else None
-        measured = increase if increase is not None else score["epe_vs_fp32"]
-        allowed = self.allowed
-        passed = allowed is None or max(measured, 0.0) < allowed
-        return GuardCheck(variant, score["epe_vs_fp32"], score["epe_vs_gt"], fp32_gt, increase, allowed, passed, score["pairs"])
-
+        return self._judge(self.evaluator.score(self.evaluator.flows(path), self.reference), variant)
 
     def check_split(self, encoder: str | Path, decoder: str | Path, variant: str) -> GuardCheck:
         """The same judgement for the feature-caching path: encoder per frame, then decoder."""
-        score = self.evaluator.score(self.evaluator.split_flows(encoder, decoder), self.reference)
+        return self._judge(self.evaluator.score(self.evaluator.split_flows(encoder, decoder), self.reference), variant)
+
+    def _judge(self, score: dict, variant: str) -> GuardCheck:
+        """EPE increase over FP32 against ground truth (or vs FP32 without it) within the budget."""
         fp32_gt = self.fp32["epe_vs_gt"]
         increase = score["epe_vs_gt"] - fp32_gt if score["epe_vs_gt"] is not None and fp32_gt is not None else None
         measured = increase if increase is not None else score["epe_vs_fp32"]
