@@ -98,6 +98,7 @@ def one_round(model, condition: str, seconds: float) -> dict:
            "inference_median_ms": report.stages["inference"].median, "sink_median_ms": report.stages["sink"].median}
     if watch is not None:
         row["pictures_taken"] = watch.pictures_taken
+        row["picture_interval_s_at_end"] = watch.picture_interval  # stretched by the CPU governor when over budget
     if page_cpu is not None:
         row["page_cpu_s"] = page_cpu
         row["page_cpu_share"] = page_cpu / cpu if cpu else None

@@ -30,6 +30,7 @@ from edgeflow.errors import EdgeflowError
 STAGE_ORDER = ("end_to_end", "wait", "preprocess", "encode", "decode", "inference", "postprocess", "sink")
 TICK_S = 1.0
 THERMAL_EVERY = 5  # ticks between temperature reads
+MAX_PICTURE_INTERVAL_S = 2.0  # the CPU governor never goes below one picture every 2 s
 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 80) -> bytes:
@@ -134,6 +135,8 @@ class WatchServer:
         self._recent: list = []  # result times over the last few seconds (fps)
         self.pictures_encoded = 0
         self._ticks = 0
+        self._gov_last: Optional[tuple] = None
+        self.cpu_share: Optional[float] = None  # page CPU / process CPU over the last few seconds
         self._temps: dict = {}
         #: CPU seconds this page has cost: its event loop thread and the encoding worker (what an
         #: open page adds to the device; benchmarks/bench_serve.py reports it).
@@ -316,6 +319,7 @@ class WatchServer:
         while True:
             await asyncio.sleep(TICK_S)
             self.loop_cpu_s = time.thread_time() - self._loop_cpu0
+            self._govern()
             point = self._drain()
             if self._ticks % THERMAL_EVERY == 0:  # sysfs reads are syscalls: every few seconds is plenty
                 self._temps = sysinfo.thermal()
@@ -327,6 +331,27 @@ class WatchServer:
             self.stats = self._message(point=point, temperatures=temps)
             self.stats_seq += 1
             await self._bump()
+
+    def _govern(self) -> None:
+        """Keep the page's CPU time under the sink's budget of the process's: over a window of
+        about 3 s, stretch the picture interval by 1.3x while over, shrink it back toward 1/fps
+        while under 70 % of the budget."""
+        now_proc, now_page = time.process_time(), self.cpu_s
+        if self._gov_last is None:
+            self._gov_last = (now_proc, now_page)
+            return
+        d_proc, d_page = now_proc - self._gov_last[0], now_page - self._gov_last[1]
+        if d_proc < 0.5 and self._ticks % 3:  # a few seconds of a busy process: a stable ratio
+            return
+        self._gov_last = (now_proc, now_page)
+        if d_proc <= 0:
+            return
+        sink = self.sink
+        self.cpu_share = d_page / d_proc
+        if self.cpu_share > sink.cpu_budget:
+            sink.picture_interval = min(MAX_PICTURE_INTERVAL_S, max(sink.picture_interval, 0.05) * 1.3)
+        elif self.cpu_share < 0.7 * sink.cpu_budget:
+            sink.picture_interval = max(sink._min_interval, sink.picture_interval / 1.15)
 
     def _drain(self) -> Optional[dict]:
         """Fold the records since the last tick into counters and one chart point."""
@@ -366,7 +391,9 @@ class WatchServer:
                "frames": self._frames, "results": self._results, "fps": self._fps(), "drops": dict(sorted(self._drops.items())),
                "temperature_c": temperatures if temperatures is not None else (self.stats.get("temperature_c") or {}),
                "drift": drift, "slo": slo, "point": point, "viewers": len(self._clients),
-               "pictures": self.pictures_encoded, "page_cpu_s": round(self.cpu_s, 4)}
+               "pictures": self.pictures_encoded, "page_cpu_s": round(self.cpu_s, 4),
+               "page_cpu_share": None if self.cpu_share is None else round(self.cpu_share, 4),
+               "picture_interval_s": round(self.sink.picture_interval, 3)}
         if with_history:
             msg["history"] = list(self.history)
         return _json_safe(msg)

@@ -18,6 +18,8 @@ from edgeflow.sinks.base import Sink
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_FPS = 4.0
+#: Most of the process's CPU time the page may take: past it pictures are sent less often.
+DEFAULT_CPU_BUDGET = 0.015
 
 
 def parse_serve(text: str) -> tuple[str, int]:
@@ -41,12 +43,14 @@ class WatchSink(Sink):
 
     ``drift``/``slo``: the stream's :class:`~edgeflow.sinks.drift.DriftSink` and
     :class:`~edgeflow.sinks.slo.SloSink` (optional), whose state the page shows. ``fps``: the
-    most pictures a second sent to a browser."""
+    most pictures a second sent to a browser; ``cpu_budget``: the share of the process's CPU time
+    the page may use (its event loop and encoding thread); above it the server sends pictures
+    less often, so an open page cannot take more than that from a saturated device."""
 
     name = "watch"
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = 0, fps: float = DEFAULT_FPS, drift=None, slo=None,
-                 history_s: int = 120):
+                 history_s: int = 120, cpu_budget: float = DEFAULT_CPU_BUDGET):
         self.host, self.port = host, int(port)
         self.fps = float(fps)
         self.drift, self.slo = drift, slo
@@ -57,6 +61,10 @@ class WatchSink(Sink):
         self.pictures_taken = 0
         self._last_pick = -1e9
         self._min_interval = 1.0 / self.fps if self.fps > 0 else 0.0
+        self.cpu_budget = float(cpu_budget)
+        #: Seconds between pictures now: 1/fps, stretched by the server while the page's own CPU
+        #: time is over ``cpu_budget`` of the process's (a saturated device gets fewer pictures).
+        self.picture_interval = self._min_interval
         self.server = None
         self.cpu_s = 0.0
         import importlib.util
@@ -83,7 +91,7 @@ class WatchSink(Sink):
         if not self.clients:
             return
         now = time.monotonic()
-        if now - self._last_pick < self._min_interval:
+        if now - self._last_pick < self.picture_interval:
             return
         self._last_pick = now
         self.latest = (result.index, result.frame.copy(), result.flow.copy(), now)
