@@ -6,10 +6,10 @@ Two questions, two mechanisms:
   ``libcuda.so.1`` ships with every NVIDIA driver, JetPack included, so the engine-compatibility
   check and ``edgeflow convert --target tensorrt`` need no Python CUDA package for it;
 * **memory and streams** come from cuda-python (``cuda.bindings.runtime``, or ``cuda.cudart`` in
-  releases before 12.6), else pycuda. Both sit behind the same small :class:`CudaApi`, which is
-  all :class:`~edgeflow.backends.tensorrt.TensorRTRunner` uses. The runtime API works in the
-  device's primary context, the same one TensorRT uses; pycuda is told to retain that context
-  too rather than create its own.
+  releases before 12.6), behind the small :class:`CudaApi`, which is all
+  :class:`~edgeflow.backends.tensorrt.TensorRTRunner` uses. The runtime API works in the device's
+  primary context, the same one TensorRT uses. One library only (pycuda was a second code path
+  that no test could reach; issue 16).
 
 Never imported by the ONNX Runtime path; nothing here runs at import time.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ctypes
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +27,7 @@ from edgeflow.errors import EdgeflowError
 _CU_ATTR_CC_MAJOR = 75  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MAJOR
 _CU_ATTR_CC_MINOR = 76  # CU_DEVICE_ATTRIBUTE_COMPUTE_CAPABILITY_MINOR
 _CUDA_ERROR_NO_DEVICE = 100
-_INSTALL_HINT = "pip install cuda-python (or pycuda); on JetPack 6 take cuda-python 12.x to match CUDA 12.2/12.6"
+_INSTALL_HINT = "pip install 'cuda-python>=12.6,<13' (CUDA 12 on JetPack 6; match your CUDA major version)"
 
 
 @dataclass(frozen=True)
@@ -176,80 +175,8 @@ class CudaPythonApi(CudaApi):
         self._call(self.rt.cudaMemcpyAsync(dst.ctypes.data, src, dst.nbytes, kind, stream), "device-to-host copy")
 
 
-class PyCudaApi(CudaApi):
-    """pycuda's driver API in the device's primary context (the one TensorRT uses).
-
-    The context is made current around every call, so a runner created on one thread can infer on
-    another (pycuda contexts are per-thread; the runtime API that cuda-python wraps needs no care).
-    """
-
-    name = "pycuda"
-
-    def __init__(self, driver, device: int = 0):
-        self.drv = driver
-        driver.init()
-        self.context = driver.Device(device).retain_primary_context()
-        self._allocations: dict[int, object] = {}
-
-    @contextmanager
-    def _current(self):
-        self.context.push()
-        try:
-            yield
-        finally:
-            self.drv.Context.pop()
-
-    def malloc(self, nbytes: int) -> int:
-        with self._current():
-            alloc = self.drv.mem_alloc(max(int(nbytes), 1))
-        self._allocations[int(alloc)] = alloc
-        return int(alloc)
-
-    def free(self, ptr: int) -> None:
-        alloc = self._allocations.pop(int(ptr), None)
-        if alloc is not None:
-            with self._current():
-                alloc.free()
-
-    def pinned(self, shape: tuple, dtype) -> PinnedBuffer:
-        with self._current():
-            array = self.drv.pagelocked_empty(tuple(shape), np.dtype(dtype))
-        return PinnedBuffer(array, array)
-
-    def free_pinned(self, buf: PinnedBuffer) -> None:
-        base = getattr(buf.token, "base", None)
-        if base is not None and hasattr(base, "free"):
-            with self._current():
-                base.free()
-
-    def stream_create(self):
-        with self._current():
-            return self.drv.Stream()
-
-    def stream_handle(self, stream) -> int:
-        return int(stream.handle)
-
-    def stream_sync(self, stream) -> None:
-        with self._current():
-            stream.synchronize()
-
-    def stream_destroy(self, stream) -> None:
-        pass  # pycuda destroys a stream with its Python object
-
-    def h2d_async(self, dst: int, src: np.ndarray, stream) -> None:
-        with self._current():
-            self.drv.memcpy_htod_async(dst, src, stream)
-
-    def d2h_async(self, dst: np.ndarray, src: int, stream) -> None:
-        with self._current():
-            self.drv.memcpy_dtoh_async(dst, src, stream)
-
-    def close(self) -> None:
-        self.context = None  # pycuda releases its retain of the primary context with the object
-
-
 def cuda_api_installed() -> bool:
-    """Whether cuda-python or pycuda can be imported (checked without initializing CUDA)."""
+    """Whether cuda-python can be imported (checked without initializing CUDA)."""
     import importlib.util
 
     def found(name: str) -> bool:
@@ -258,29 +185,23 @@ def cuda_api_installed() -> bool:
         except (ImportError, ValueError):
             return False
 
-    return found("cuda.bindings") or found("cuda.cudart") or found("pycuda.driver")
+    return found("cuda.bindings") or found("cuda.cudart")
 
 
 def require_cuda_api() -> None:
     if not cuda_api_installed():
-        raise EdgeflowError(f"the TensorRT backend needs cuda-python or pycuda for GPU buffers: {_INSTALL_HINT}")
+        raise EdgeflowError(f"the TensorRT backend needs cuda-python for GPU buffers: {_INSTALL_HINT}")
 
 
 def load_cuda_api(device: int = 0) -> CudaApi:
-    """cuda-python when installed, else pycuda; a one-line error naming both otherwise."""
+    """cuda-python's runtime API on ``device``; a one-line error saying what to install without it."""
     try:
         from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
     except ImportError:
         try:
             from cuda import cudart  # older cuda-python
         except ImportError:
-            cudart = None
-    if cudart is not None:
-        api = CudaPythonApi(cudart)
-        api._call(cudart.cudaSetDevice(device), "cudaSetDevice")
-        return api
-    try:
-        import pycuda.driver as driver
-    except ImportError:
-        raise EdgeflowError(f"the TensorRT backend needs cuda-python or pycuda for GPU buffers: {_INSTALL_HINT}") from None
-    return PyCudaApi(driver, device)
+            raise EdgeflowError(f"the TensorRT backend needs cuda-python for GPU buffers: {_INSTALL_HINT}") from None
+    api = CudaPythonApi(cudart)
+    api._call(cudart.cudaSetDevice(device), "cudaSetDevice")
+    return api
