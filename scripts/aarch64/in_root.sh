@@ -20,6 +20,10 @@ mount -t sysfs sysfs "$root/sys" 2>/dev/null || mount --rbind /sys "$root/sys"
 mount --bind /dev "$root/dev"
 mount -t tmpfs tmpfs "$root/dev/shm"
 mount -t devpts devpts "$root/dev/pts" -o newinstance 2>/dev/null || true
+# The host'"'"'s TLS trust store (e.g. a CI egress proxy'"'"'s CA), so pip in the root reaches PyPI as the host does.
+if [ -f /etc/ssl/certs/ca-certificates.crt ] && [ -f "$root/etc/ssl/certs/ca-certificates.crt" ]; then
+    mount --bind /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
+fi
 exec chroot "$root" /usr/bin/env -i HOME=/root USER=root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin "$@"
 ' in_root "$ROOT" "$CPUINFO" "$@"
