@@ -195,7 +195,6 @@ def test_prometheus_exports_drift_and_slo_gauges(tiny):
 # -- the live page's server (browser-free half; tests/test_watch_browser.py drives Chromium) -----
 def test_live_page_server_pushes_newest_pictures_and_stats(tiny):
     aiohttp = pytest.importorskip("aiohttp")
-    from edgeflow.stream.iterable import IterableSource as Src
     from edgeflow.watch import WatchSink, parse_serve
     from tiny_flow_artifact import moving_frames
 
@@ -238,7 +237,7 @@ def test_live_page_server_pushes_newest_pictures_and_stats(tiny):
             threading.Thread(target=lambda: asyncio.run(asyncio.wait_for(client(watch.url), 60)), daemon=True,
                              name="test-client").start()
 
-    with Stream(str(tiny), Src(paced(), live=True), sinks=[watch, on_first]) as stream:
+    with Stream(str(tiny), IterableSource(paced(), live=True), sinks=[watch, on_first]) as stream:
         for r in stream:
             if len(set(got["ids"])) >= 3 and got["stats"] >= 3:
                 break
