@@ -118,6 +118,9 @@ class DriftSink(Sink):
         out = {**self.monitor.state(), "reference": True}
         if self.note:
             out["note"] = self.note
+        elif out["score"] is None:
+            out["note"] = (f"not scored yet: {out['frames_scored']} frames sampled, {drift.MIN_FRAMES} needed "
+                           + (f"(at most {1 / self.min_interval:g} a second)" if self.min_interval else "(every frame)"))
         return out
 
     def gauges(self):
