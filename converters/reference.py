@@ -39,7 +39,7 @@ def reference_pairs(height: int, width: int) -> list[tuple[np.ndarray, np.ndarra
     return pairs
 
 
-def reference_from_pairs(pairs, flow_fn, source: str) -> dict:
+def reference_from_pairs(pairs, flow_fn, source: str, kind: str = "validation") -> dict:
     """Features of every distinct frame of ``pairs`` (consecutive pairs of a clip share frames) and
     the flow ``flow_fn(f1, f2)`` of every pair."""
     frames, flows, seen = [], [], set()
@@ -49,7 +49,7 @@ def reference_from_pairs(pairs, flow_fn, source: str) -> dict:
                 seen.add(id(f))
                 frames.append(f)
         flows.append(flow_fn(f1, f2))
-    return drift.build_reference(frames, flows, source=source)
+    return drift.build_reference(frames, flows, source=source, kind=kind)
 
 
 def reference_stage(module, pad_multiple: int, height: int, width: int) -> dict:
@@ -87,7 +87,7 @@ def add_reference(artifact: Path, clip: str | None = None) -> dict:
             width, height = (model.artifact.manifest.get("resolution") or [320, 240])[:2]
             pairs = reference_pairs(int(height), int(width))
             source = f"builtin eval set + {GENERATOR_PAIRS} synthetic pairs at {width}x{height}"
-        ref = reference_from_pairs(pairs, model.infer, source)
+        ref = reference_from_pairs(pairs, model.infer, source, kind="recording" if clip else "validation")
     finally:
         model.close()
     path = artifact / "manifest.json"

@@ -55,8 +55,11 @@ DEFAULT_WINDOW = 60
 DEFAULT_RATE = 2.0
 #: Sampled frames needed before a score is given (a KS distance of three values means nothing).
 MIN_FRAMES = 20
-#: Combined score above which ``edgeflow run`` warns (see docs/watch.md for how to pick one).
-DEFAULT_THRESHOLD = 0.5
+#: Combined score above which ``edgeflow run`` warns, by the reference's ``kind`` (docs/watch.md):
+#: against a ``recording`` of the deployed camera normal operation scores 0.1-0.4; against the
+#: many scenes of a ``validation`` reference a steady single scene already sits near 0.5-0.65.
+DEFAULT_THRESHOLDS = {"recording": 0.5, "validation": 0.75}
+DEFAULT_THRESHOLD = DEFAULT_THRESHOLDS["recording"]
 #: Flow samples kept per frame for ``flow_magnitude`` (a fixed-stride subset of the pixels).
 FLOW_SAMPLES = 256
 
@@ -122,9 +125,12 @@ def _round(v: float) -> float:
     return float(f"{v:.6g}")
 
 
-def build_reference(frames: Iterable[np.ndarray], flows: Iterable[np.ndarray] = (), source: str = "") -> dict:
+def build_reference(frames: Iterable[np.ndarray], flows: Iterable[np.ndarray] = (), source: str = "",
+                    kind: str = "validation") -> dict:
     """The manifest's ``input_reference`` from RGB uint8 frames and the flows the model produced
-    on them. ``source`` says which frames (kept for the reader)."""
+    on them. ``source`` says which frames (kept for the reader); ``kind``: ``validation`` (the
+    convert-time frames: many scenes) or ``recording`` (a recording of the deployed camera), which
+    picks the default threshold (:func:`default_threshold`)."""
     per = {k: [] for k in FRAME_FEATURES}
     n_frames = 0
     for image in frames:
@@ -138,6 +144,7 @@ def build_reference(frames: Iterable[np.ndarray], flows: Iterable[np.ndarray] = 
     return {
         "version": REFERENCE_VERSION,
         "source": source,
+        "kind": kind,
         "frames": n_frames,
         "flows": len(mags),
         "target_width": TARGET_WIDTH,
@@ -145,6 +152,12 @@ def build_reference(frames: Iterable[np.ndarray], flows: Iterable[np.ndarray] = 
         "statistic": "Kolmogorov-Smirnov distance per feature at the reference quantiles; score = mean over features",
         "features": features,
     }
+
+
+def default_threshold(reference: Optional[dict]) -> float:
+    """The warning threshold for a reference: see :data:`DEFAULT_THRESHOLDS`."""
+    kind = (reference or {}).get("kind", "validation")
+    return DEFAULT_THRESHOLDS.get(kind, DEFAULT_THRESHOLDS["validation"])
 
 
 def valid_reference(ref) -> bool:

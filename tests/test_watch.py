@@ -102,6 +102,7 @@ def drift_of(clip, report_path, frames=32):
 def test_darkened_noisy_clip_scores_clearly_higher_than_the_clip(tmp_path):
     pytest.importorskip("av")
     assert reference_of(BUNDLED) is not None, "the bundled artifact must carry an input_reference"
+    assert drift.default_threshold(reference_of(BUNDLED)) == drift.DEFAULT_THRESHOLD  # a recording: 0.5
     dark = darkened_noisy_copy(CLIP, tmp_path / "night.mp4")
     same, warn_same = drift_of(CLIP, tmp_path / "same.json")
     night, warn_night = drift_of(dark, tmp_path / "night.json")
@@ -128,6 +129,7 @@ def test_artifact_without_reference_says_so_once(tiny, tmp_path):
 def test_convert_stores_an_input_reference(small_artifact):
     ref = reference_of(small_artifact)
     assert ref is not None and ref["frames"] >= 20 and ref["flows"] >= 10
+    assert ref["kind"] == "validation" and drift.default_threshold(ref) == 0.75
     assert set(ref["features"]) == set(drift.FEATURES)
     assert all(len(s["q"]) == len(drift.LEVELS) for s in ref["features"].values())
     assert len(json.dumps(ref)) < 8000  # compact enough for a manifest

@@ -51,7 +51,7 @@ def add_arguments(p):
                         "port 0 = any free port; needs aiohttp: pip install aiohttp)")
     p.add_argument("--drift-threshold", type=float, default=None, metavar="X",
                    help="warn once when the input drift score (0..1, mean KS distance to the artifact's reference) "
-                        "exceeds X (default 0.5)")
+                        "exceeds X (default 0.5 for a reference recorded from the camera, 0.75 for convert-time frames)")
     p.add_argument("--no-drift", action="store_true", help="do not score input drift")
     p.add_argument("--slo-p95-ms", type=float, metavar="MS", help="latency objective: end-to-end p95 at most MS (report['slo'])")
     p.add_argument("--slo-p99-ms", type=float, metavar="MS", help="latency objective: end-to-end p99 at most MS")
@@ -111,11 +111,9 @@ def _monitor_sinks(args) -> list:
 
     out = []
     if not getattr(args, "no_drift", False):
-        from edgeflow import drift
         from edgeflow.sinks.drift import DriftSink
 
-        threshold = getattr(args, "drift_threshold", None)
-        out.append(DriftSink(threshold=drift.DEFAULT_THRESHOLD if threshold is None else threshold))
+        out.append(DriftSink(threshold=getattr(args, "drift_threshold", None)))
     objectives = parse_objectives(getattr(args, "slo_p95_ms", None), getattr(args, "slo_p99_ms", None))
     if objectives:
         from edgeflow.sinks.slo import SloSink

@@ -36,11 +36,12 @@ class DriftSink(Sink):
     """``report["input_drift"]``, live drift gauges and a one-line warning above ``threshold``.
 
     ``reference``: an ``input_reference`` dict; ``None`` reads the stream's artifact manifest.
+    ``threshold``: ``None`` takes the reference kind's default (:func:`edgeflow.drift.default_threshold`).
     Without one the sink says "no drift reference" once and does nothing else."""
 
     name = "drift"
 
-    def __init__(self, reference: Optional[dict] = None, threshold: Optional[float] = drift.DEFAULT_THRESHOLD,
+    def __init__(self, reference: Optional[dict] = None, threshold: Optional[float] = None,
                  window: int = drift.DEFAULT_WINDOW, max_rate: float = drift.DEFAULT_RATE, warn=None):
         self.reference = reference
         self.threshold = threshold
@@ -62,6 +63,8 @@ class DriftSink(Sink):
             self.note = f"no drift reference in {info.get('artifact') or 'the model'}: input drift is not scored"
             self._say(f"edgeflow: {self.note} (re-convert the model to add one)")
             return
+        if self.threshold is None:
+            self.threshold = drift.default_threshold(ref)
         self.monitor = drift.DriftMonitor(ref, window=self.window, threshold=self.threshold, on_cross=self._crossed)
         self._thread = threading.Thread(target=self._work, name="edgeflow-drift", daemon=True)
         self._thread.start()
