@@ -92,28 +92,53 @@ def darkened_noisy_copy(src: Path, dst: Path, frames: int = 40) -> Path:
     return dst
 
 
-def drift_of(clip, report_path, frames=32):
+def drift_of(clip, report_path, reference=None, frames=32):
     warn = io.StringIO()
-    sink = DriftSink(max_rate=0, warn=warn)  # score every result the worker can take
+    sink = DriftSink(reference=reference, max_rate=0, warn=warn)  # score every result the worker can take
     Stream(None, str(clip), sinks=[sink], max_frames=frames, threads=1, report=report_path).run()
     return json.loads(Path(report_path).read_text())["input_drift"], warn.getvalue()
 
 
-def test_darkened_noisy_clip_scores_clearly_higher_than_the_clip(tmp_path):
+@pytest.fixture(scope="module")
+def clip_reference():
+    """A `recording` reference made from the clip's first 60 frames with the bundled model (what
+    `python -m converters.reference ARTIFACT --clip` does), independent of the bundled manifest."""
+    import edgeflow
+    from converters.reference import clip_pairs, reference_from_pairs
+
+    model = edgeflow.load(None, threads=1)
+    try:
+        return reference_from_pairs(clip_pairs(str(CLIP), limit=60), model.infer, "test clip", kind="recording")
+    finally:
+        model.close()
+
+
+def test_darkened_noisy_clip_scores_clearly_higher_than_the_clip(tmp_path, clip_reference):
     pytest.importorskip("av")
-    assert reference_of(BUNDLED) is not None, "the bundled artifact must carry an input_reference"
-    assert drift.default_threshold(reference_of(BUNDLED)) == drift.DEFAULT_THRESHOLD  # a recording: 0.5
     dark = darkened_noisy_copy(CLIP, tmp_path / "night.mp4")
-    same, warn_same = drift_of(CLIP, tmp_path / "same.json")
-    night, warn_night = drift_of(dark, tmp_path / "night.json")
+    same, warn_same = drift_of(CLIP, tmp_path / "same.json", clip_reference)
+    night, warn_night = drift_of(dark, tmp_path / "night.json", clip_reference)
     print("input_drift clip:", json.dumps(same), "\ninput_drift darkened noisy copy:", json.dumps(night))
     assert same["reference"] and same["frames_scored"] >= drift.MIN_FRAMES
     assert set(same["features"]) == set(drift.FEATURES)
-    assert same["score"] < drift.DEFAULT_THRESHOLD < night["score"]
+    assert same["threshold"] == drift.DEFAULT_THRESHOLDS["recording"]
+    assert same["score"] < same["threshold"] < night["score"]
     assert night["score"] > same["score"] + 0.25
     assert night["features"]["luma_mean"] > 0.9 and night["features"]["contrast"] > 0.9
     assert night["first_frame_above"] is not None and same["first_frame_above"] is None
     assert warn_night.count("input drift score") == 1 and "input drift" not in warn_same
+
+
+def test_bundled_artifact_has_a_reference_and_sees_the_night(tmp_path):
+    """`make demo` and `edgeflow run` on the bundled model score drift out of the box."""
+    pytest.importorskip("av")
+    ref = reference_of(BUNDLED)
+    assert ref is not None, "the bundled artifact must carry an input_reference"
+    dark = darkened_noisy_copy(CLIP, tmp_path / "night.mp4", frames=24)
+    same, _ = drift_of(CLIP, tmp_path / "same.json", frames=24)
+    night, _ = drift_of(dark, tmp_path / "night.json", frames=24)
+    assert same["threshold"] == drift.default_threshold(ref)
+    assert night["score"] > same["score"] + 0.1 and night["above_threshold"]
 
 
 def test_artifact_without_reference_says_so_once(tiny, tmp_path):
