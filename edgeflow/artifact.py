@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from edgeflow.errors import ArtifactError, first_line
+from edgeflow.outputs import current_umask
 
 FORMAT = "edgeflow-artifact"
 FORMAT_VERSION = 1
@@ -677,7 +678,7 @@ class ArtifactWriter:
                 check_external_data(self.staging, name, meta.files)
         (self.staging / MANIFEST).write_text(json.dumps(meta.to_dict(), indent=2) + "\n")
         (self.staging / REPORT).write_text(json.dumps(report or {}, indent=2) + "\n")
-        os.chmod(self.staging, 0o755 & ~_umask())  # mkdtemp made it 0700; the artifact is a normal folder
+        os.chmod(self.staging, 0o755 & ~current_umask())  # mkdtemp made it 0700; the artifact is a normal folder
         check_output_dir(self.out_dir, self.force)  # the folder may have changed during a long conversion
         backup = None
         if self.out_dir.exists() or self.out_dir.is_symlink():
@@ -706,15 +707,3 @@ class ArtifactWriter:
         if self.staging.exists():
             self.abort()
         return False
-
-
-def _umask() -> int:
-    """The process umask, read without changing it (os.umask would, briefly, for every thread)."""
-    try:
-        with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0o022

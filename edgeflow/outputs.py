@@ -65,7 +65,7 @@ def atomic_write_text(path, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a report is an ordinary file
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; a report is an ordinary file
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -75,15 +75,15 @@ def atomic_write_text(path, text: str) -> None:
         raise
 
 
-def _umask() -> int:
+def current_umask() -> int:
     """The process umask, read without changing it where Linux tells it (setting and restoring
-    it would briefly apply 022 to files other threads create)."""
+    it would briefly apply 022 to files other threads create). Reports and artifacts both use it."""
     try:
         with open("/proc/self/status", encoding="ascii") as fh:
             for line in fh:
                 if line.startswith("Umask:"):
                     return int(line.split()[1], 8)
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         pass
     mask = os.umask(0o022)
     os.umask(mask)
