@@ -19,7 +19,7 @@ absolute numbers drift):
 ``stream``        ``edgeflow run``'s pipeline: ``edgeflow.Stream(model, clip.mp4)`` with its
                   defaults (feature caching when the artifact has the split, ``block`` policy),
                   decoding the H.264 file on its capture thread.
-``paced``         the stream on a 10 fps H.264 file played at its rate (``--realtime``): the source
+``paced``         the stream on a 10 fps (``--paced-fps``) H.264 file played at its rate (``--realtime``): the source
                   is slower than the model, so this row is about CPU, not fps: process CPU seconds
                   per delivered result (``cpu_s_per_frame``), against ``bare-ort``'s CPU seconds
                   per inference.
@@ -166,7 +166,10 @@ def main(argv=None) -> int:
     p.add_argument("artifacts", nargs="*", help="artifact directories (default: the bundled model)")
     p.add_argument("--configs", default="auto,1,2", help="thread configs: auto, N, N:on|off|run (default auto,1,2)")
     p.add_argument("--frames", type=int, default=60, help="frames in the 30 fps test clip (default 60)")
-    p.add_argument("--paced-frames", type=int, default=30, help="frames of the 10 fps clip (default 30: 3 s)")
+    p.add_argument("--paced-frames", type=int, default=30, help="frames of the paced clip (default 30: 3 s at 10 fps)")
+    p.add_argument("--paced-fps", type=int, default=PACED_FPS,
+                   help="rate of the paced clip (default 10; lower it where the model cannot keep up with 10 fps)")
+    p.add_argument("--rows", default="all", help="comma list of row kinds to run (bare-ort,bare-ort-io,bare-N,infer,stream,paced)")
     p.add_argument("--rounds", type=int, default=3, help="alternated rounds (default 3)")
     p.add_argument("--no-bare-threads", action="store_true", help="skip the bare-N rows")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_stream_threads.json"), help="JSON output")
@@ -184,7 +187,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench_stream_") as tmp:
         video, paced = Path(tmp) / "clip.mp4", Path(tmp) / "clip10.mp4"
         video_info = make_video(video, args.frames)
-        paced_info = make_video(paced, args.paced_frames, PACED_FPS)
+        paced_info = make_video(paced, args.paced_frames, args.paced_fps)
         images = decode_all(video)
         jobs, models, reports = {}, [], {}
         for art in artifacts:
@@ -211,6 +214,10 @@ def main(argv=None) -> int:
                 jobs[(tag, cfg, "stream")] = stream_run(model, video, reports, f"{tag}|{cfg}|stream")
                 jobs[(tag, cfg, "paced")] = stream_run(model, paced, reports, f"{tag}|{cfg}|paced",
                                                        source_options={"realtime": True})
+        if args.rows != "all":
+            keep = {r.strip() for r in args.rows.split(",")}
+            jobs = {k: v for k, v in jobs.items() if k[2] in keep or (k[2].startswith("bare-") and "bare-N" in keep)
+                    or k[2] == "bare-ort"}  # bare-ort always: every ratio is against it
         for fn in jobs.values():  # warm-up: arenas, kernel choice, page faults
             if fn.__qualname__.startswith(("bare", "infer")):
                 fn()
@@ -237,11 +244,12 @@ def main(argv=None) -> int:
     for tag in dict.fromkeys(k[0] for k in rows):
         b = med[(tag, "-", "bare-ort")]
         for cfg in configs:
-            s, i, pc = med[(tag, cfg, "stream")], med[(tag, cfg, "infer")], med[(tag, cfg, "paced")]
-            rep = reports.get(f"{tag}|{cfg}|stream", {})
+            nan = {"fps": float("nan"), "cpu_s_per_frame": float("nan")}
+            s, i, pc = (med.get((tag, cfg, k), nan) for k in ("stream", "infer", "paced"))
+            rep = reports.get(f"{tag}|{cfg}|stream") or reports.get(f"{tag}|{cfg}|paced") or {}
             r = {"stream_vs_bare_ort": s["fps"] / b["fps"], "stream_vs_infer": s["fps"] / i["fps"],
                  "infer_vs_bare_ort": i["fps"] / b["fps"],
-                 "paced_cpu_vs_bare_cpu": pc["cpu_s_per_frame"] / b["cpu_s_per_frame"],
+                 "paced_cpu_vs_bare_cpu": pc["cpu_s_per_frame"] / b["cpu_s_per_frame"], "paced_fps": pc["fps"],
                  "threads": rep.get("threads"), "spinning": rep.get("spinning")}
             bt = med.get((tag, cfg, f"bare-{parse_config(cfg)[0]}"))
             if bt:
@@ -254,8 +262,9 @@ def main(argv=None) -> int:
                   f"paced CPU/bare CPU {r['paced_cpu_vs_bare_cpu']:.3f} "
                   f"({ok('paced_cpu_vs_bare_cpu', r['paced_cpu_vs_bare_cpu'])})"
                   + (f", stream/bare-same-threads {r['stream_vs_bare_same_threads']:.3f}" if bt else ""))
-        io = med[(tag, "-", "bare-ort-io")]
-        print(f"{tag}: IOBinding vs session.run: {io['fps'] / b['fps']:.3f}x fps")
+        io = med.get((tag, "-", "bare-ort-io"))
+        if io:
+            print(f"{tag}: IOBinding vs session.run: {io['fps'] / b['fps']:.3f}x fps")
     doc = {
         "artifacts": [str(a) for a in artifacts], "configs": configs, "budget_auto": budget.to_dict(),
         "video": video_info, "paced_video": paced_info, "rounds": args.rounds,
