@@ -39,7 +39,7 @@ def _forward_methods(sub) -> list:
     return [name for name in sub._c._method_names() if name == "forward" or (name.startswith("forward") and name[7:].isdigit())]
 
 
-def _rewrite_method(method, attrs, patch: int) -> None:
+def _rewrite_method(method, attrs, patch: int, swap: bool = False) -> None:
     """Replace a traced method body (self, f1, f2) -> 5-D sampler output by edgeflow's op."""
     g = method.graph
     inputs = list(g.inputs())
@@ -49,7 +49,10 @@ def _rewrite_method(method, attrs, patch: int) -> None:
     g.setInsertPoint(ret)
     a = attrs
     consts = [g.insertConstant(v) for v in (a.max_displacement, a.kernel_size, a.stride1, a.stride2, a.pad_size, bool(a.normalize))]
-    corr = g.create("edgeflow::correlation", [inputs[1], inputs[2]] + consts)
+    # The tracer orders a method's inputs by first use, not by the call's argument order, so the
+    # caller tries both (``swap``) and keeps the one the whole trace confirms.
+    f1, f2 = (inputs[2], inputs[1]) if swap else (inputs[1], inputs[2])
+    corr = g.create("edgeflow::correlation", [f1, f2] + consts)
     g.insertNode(corr)
     corr.output().setType(torch._C.TensorType.get().with_sizes([None] * 4))
     dims = []
@@ -90,30 +93,51 @@ def rewrite_traced(module: torch.jit.ScriptModule, example_inputs, runner):
         want = runner(module, example_inputs)
     current = _fresh(module)
     layers, lost = [], []
+
+    def attempt(base, path, attrs, patch, plan):
+        """A fresh copy of ``base`` with methods ``plan`` ({name: swap}) rewritten; its diff or None."""
+        trial = _fresh(base)
+        sub = _submodule(trial, path)
+        try:
+            for name, swap in plan.items():
+                _rewrite_method(sub._c._get_method(name), attrs, patch, swap)
+            with torch.no_grad():
+                return trial, _close(want, runner(trial, example_inputs))
+        except Exception:
+            return trial, None
+
     for path, cls in candidates:
+        methods = _forward_methods(_submodule(current, path))
         found = None
+        # 1. the attributes, on the first method (both input orders), the others untouched
         for patch in PATCH_CANDIDATES:
             for dp in DILATION_CANDIDATES:
-                trial = _fresh(current)
-                sub = _submodule(trial, path)
                 attrs = sampler_attrs(1, patch, 1, 0, 1, dp)
-                try:
-                    for name in _forward_methods(sub):
-                        _rewrite_method(sub._c._get_method(name), attrs, patch)
-                    with torch.no_grad():
-                        diff = _close(want, runner(trial, example_inputs))
-                except Exception:
-                    diff = None
-                if diff is not None:
-                    found = (trial, attrs, diff, len(_forward_methods(sub)))
+                for swap in (False, True):
+                    trial, diff = attempt(current, path, attrs, patch, {methods[0]: swap})
+                    if diff is not None:
+                        found = (attrs, patch, {methods[0]: swap}, trial, diff)
+                        break
+                if found:
                     break
             if found:
                 break
         if found is None:
             lost.append(path)
             continue
-        current, attrs, diff, calls = found
+        attrs, patch, plan, trial, diff = found
+        # 2. every other call site of the same module, one at a time (input order per method)
+        for name in methods[1:]:
+            for swap in (False, True):
+                candidate, d = attempt(current, path, attrs, patch, {**plan, name: swap})
+                if d is not None:
+                    plan, trial, diff = {**plan, name: swap}, candidate, d
+                    break
+        if len(plan) != len(methods):
+            lost.append(path)
+            continue
+        current = trial
         layer = Layer(path, f"{SAMPLER_CLASSES[cls]}, from the TorchScript trace", attrs, five_d=True)
-        layer.calls, layer.max_abs = calls, diff
+        layer.calls, layer.max_abs = len(methods), diff
         layers.append(layer)
     return (current if layers else None), layers, lost
