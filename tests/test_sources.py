@@ -264,6 +264,7 @@ def test_image_folder_natural_order_and_skips(tmp_path, caplog):
     assert [int(f.image[-1, -1, 0]) for f in frames] == [10, 20, 100, 110]  # img1, img2, img10, img11
     assert [f.index for f in frames] == [0, 1, 2, 3]
     assert src.frames_skipped == 1 and src.skipped_paths == [str(folder / "img3.png")]
+    assert [f.dropped_before for f in frames] == [0, 0, 1, 0]  # a stream counts the bad image as a drop
     assert "img3.png" in caplog.text
     assert all(is_red(f.image[RED]) for f in frames)
     assert [f.sensor_ts for f in frames] == pytest.approx([0, 1 / 30, 2 / 30, 3 / 30])

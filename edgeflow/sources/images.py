@@ -107,6 +107,7 @@ class ImageSource(Source):
         self._reader = None
         self._next = 0  # index into paths
         self._position = 0  # frames delivered incl. loops: the nominal clock
+        self._skipped_since = 0  # unreadable images since the last delivered frame
         self._pacer = Pacer()
 
     def _open(self) -> None:
@@ -125,12 +126,14 @@ class ImageSource(Source):
             self._next += 1
             image = self._load(path)
             if image is None:
+                self._skipped_since += 1  # reported on the next frame: a stream counts it as a drop
                 continue
             sensor_ts = self._position / self.fps
             self._position += 1
             if self.realtime and self._pacer.wait(sensor_ts, self._wait):
                 return None
-            return Frame(image=image, index=-1, timestamp=time.monotonic(), sensor_ts=sensor_ts)
+            skipped, self._skipped_since = self._skipped_since, 0
+            return Frame(image=image, index=-1, timestamp=time.monotonic(), sensor_ts=sensor_ts, dropped_before=skipped)
 
     def _load(self, path: str) -> Optional[np.ndarray]:
         try:
