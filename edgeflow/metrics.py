@@ -222,6 +222,7 @@ class LatencyReport:
             f"dropped: {drops}  (end: {self.end.get('reason')}{': ' + self.end['detail'] if self.end.get('detail') else ''})",
             f"throughput: {_fmt(self.fps)} fps   jitter: {_fmt(self.jitter_ms)} ms   "
             f"drift (last-first 10% median): {_fmt(self.drift.get('delta_ms'))} ms",
+            *_budget_lines(self.meta),
             f"{'latency ms':<14}{'min':>8}{'median':>8}{'mean':>8}{'p90':>8}{'p95':>8}{'p99':>8}{'max':>8}",
         ]
         rows = [("end-to-end", self.latency)] + [(k, v) for k, v in self.stages.items() if v.count and v.max > 0]
@@ -235,6 +236,15 @@ class LatencyReport:
             lines.append("temperature: " + ", ".join(f"{k} {v:.1f} C" for k, v in temps.items()))
         lines.extend(_extra_lines(self.extra))
         return redact("\n".join(lines))
+
+
+def _budget_lines(meta: dict) -> list:
+    """The thread budget and the CPU each result cost (edgeflow.budget; stream reports only)."""
+    if meta.get("threads") is None:
+        return []
+    cpu = meta.get("cpu_s_per_frame")
+    return [f"threads: {meta['threads']} (spinning {meta.get('spinning')}, {meta.get('cores_seen')} cores seen)   "
+            f"cpu: {_fmt(None if cpu is None else cpu * 1e3)} ms per result"]
 
 
 def _redacted(obj):
