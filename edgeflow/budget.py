@@ -10,9 +10,11 @@ container or ``taskset`` may give the process fewer cores than the machine has.
 So the budget is decided once, from the cores the process may run on (CPU affinity) and the CPU
 time it may use (cgroup v2 ``cpu.max`` or v1 ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``):
 
-* ``threads``: onnxruntime intra-op threads. Default: every usable core. Measured on 1 and 2 usable
-  cores (docs/streaming.md, benchmarks/bench_stream.py), leaving a core to capture costs more
-  than sharing it: decoding a 320x240 frame is a few milliseconds against tens for the model.
+* ``threads``: onnxruntime intra-op threads. Default: every usable core. Capturing a 320x240
+  frame (decode, convert) is a few milliseconds against tens for the model, so on an otherwise
+  idle device the model's parallelism is worth more than a core kept for capture (issue 20: the
+  bare graph at 2 threads on an idle 2-core host, 24.7-29.4 fps). On a host busy with other work
+  fewer threads deliver more (docs/streaming.md has the measurements): ``--threads``.
 * ``spinning``: ``"run"`` (the default, ``--spin auto``): workers spin inside a run, where it pays
   (many short parallel sections), and are stopped as soon as the run returns
   (``session.force_spinning_stop``), so the decoder gets the core between runs and an idle model is
