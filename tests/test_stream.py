@@ -556,7 +556,7 @@ def test_a_slow_sink_costs_results_not_model_time(model, tmp_path):
     """A live source, a sink much slower than the model: results that waited for it are dropped
     at the delivery queue (counted as sink_full), every frame keeps its record, and the model
     keeps pace with the source (nothing is dropped at the hand-off for being late)."""
-    slow = _Recorder(delay=0.02)
+    slow = _Recorder(delay=0.05)
     jl = tmp_path / "f.jsonl"
     src = source(120, live=True, fps=250, realtime=True)
     with Stream(model, src, sinks=[slow, JsonlSink(jl)], sink_queue_size=2) as stream:
