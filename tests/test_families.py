@@ -149,3 +149,19 @@ def test_gpu_path_renders_exact_pairs_and_trains_resumably_on_cpu(tmp_path):
     assert state["step"] == 4
     assert gpu_run.main(args[:3] + ["6"] + args[4:]) == 0
     assert torch.load(tmp_path / "gpu" / "state.pt", weights_only=True)["step"] == 6
+
+
+def test_stage_overrides_switch_the_data_mix_at_their_step():
+    from converters.train.data import DataConfig, SyntheticBatches
+
+    config = DataConfig.from_dict({
+        "batch_size": 1, "max_motion": 8.0, "photometric": "change", "large_prob": 1.0, "large_motion": 40.0,
+        "stages": [{"start": 0, "size": [48, 64], "crop": [48, 64], "large_prob": 0.0, "photometric": "default"},
+                   {"start": 5, "size": [48, 64], "crop": [48, 64]}],
+    })
+    source = SyntheticBatches(config)
+    easy, full = source._generator(config.stage_at(0)), source._generator(config.stage_at(5))
+    assert easy.large_prob == 0.0 and full.large_prob == 1.0
+    assert easy.augment != full.augment and full.augment.change_prob > 0
+    with pytest.raises(Exception, match="unknown key"):
+        DataConfig.from_dict({"stages": [{"start": 0, "size": [8, 8], "crop": [8, 8], "typo": 1}]})

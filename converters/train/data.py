@@ -19,6 +19,7 @@ config can train on small, cheap crops first and on larger ones later (a curricu
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator, NamedTuple, Optional, Sequence
 
@@ -48,12 +49,23 @@ CHANGE_AUGMENT = _change_augment()
 @dataclass(frozen=True)
 class Stage:
     """From ``start`` (a step) on, render ``size`` = (H, W) scenes and crop ``crop`` = (h, w);
-    ``max_motion`` (px) overrides :attr:`DataConfig.max_motion` for this stage."""
+    ``max_motion`` (px) overrides :attr:`DataConfig.max_motion` for this stage, and
+    ``photometric``, ``nonrigid``, ``small_prob``, ``large_prob`` (when set) override the
+    :class:`DataConfig` fields of the same name: a curriculum can start on easy data (small
+    motions, no photometric change) and switch to the full mix later."""
 
     start: int
     size: tuple[int, int]
     crop: tuple[int, int]
     max_motion: Optional[float] = None
+    photometric: Optional[str] = None
+    nonrigid: Optional[float] = None
+    small_prob: Optional[float] = None
+    large_prob: Optional[float] = None
+
+    def overrides(self) -> dict:
+        return {key: getattr(self, key) for key in ("photometric", "nonrigid", "small_prob", "large_prob")
+                if getattr(self, key) is not None}
 
     def __post_init__(self):
         if self.crop[0] > self.size[0] or self.crop[1] > self.size[1]:
@@ -117,8 +129,12 @@ class DataConfig:
         values = dict(values)
         stages = values.pop("stages", None)
         if stages is not None:
+            unknown = sorted({key for s in stages for key in s} - {f.name for f in dataclasses.fields(Stage)})
+            if unknown:
+                raise EdgeflowError(f"unknown key(s) {unknown} in [[data.stages]]")
             values["stages"] = tuple(
-                Stage(int(s.get("start", 0)), tuple(s["size"]), tuple(s["crop"]), s.get("max_motion"))
+                Stage(int(s.get("start", 0)), tuple(s["size"]), tuple(s["crop"]), s.get("max_motion"),
+                      s.get("photometric"), s.get("nonrigid"), s.get("small_prob"), s.get("large_prob"))
                 for s in stages
             )
             if not values["stages"] or values["stages"][0].start != 0:
@@ -155,13 +171,14 @@ class SyntheticBatches:
 
     def _generator(self, stage: Stage):
         motion = stage.max_motion if stage.max_motion is not None else self.config.max_motion
-        key = (stage.size, motion)
+        key = (stage.size, motion, tuple(sorted(stage.overrides().items())))
         if key not in self._generators:
             from edgeflow.synthetic.generator import SyntheticFlowGenerator
 
+            config = dataclasses.replace(self.config, **stage.overrides())
             self._generators[key] = SyntheticFlowGenerator(
                 stage.size[0], stage.size[1], seed=self.config.seed, max_motion=motion,
-                **self.config.generator_options(),
+                **config.generator_options(),
             )
         return self._generators[key]
 
