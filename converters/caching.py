@@ -37,7 +37,7 @@ def caching_estimate(model_path: Path, encoder_path: Path, decoder_path: Path, f
     (``gain_vs_whole_pair``), the gain over recomputing (``gain_bound``) and the encoder's share.
     """
     from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
-    from edgeflow.stream.pairs import decoder_plan
+    from edgeflow.model import decoder_plan
 
     whole = OnnxRuntimeRunner(SessionLoader(model_path, threads=threads))
     encoder = OnnxRuntimeRunner(SessionLoader(encoder_path, threads=threads))

@@ -28,7 +28,6 @@ from typing import Callable, Optional
 import numpy as np
 
 from edgeflow.metrics import LatencyStats
-from edgeflow.model import decoder_plan
 
 
 @dataclass
@@ -91,14 +90,12 @@ def time_loop(fn: Callable[[int], None], warmup: int, iterations: Optional[int],
 
 
 def infer_row(model, frames, warmup, iterations, duration, resolution: str) -> BenchRow:
-    runner = model.runner
     geo = model.geometry(frames[0])
     tensors = [geo.to_network(f) for f in frames]
-    a, b = runner.input_names[:2]
     n = len(tensors)
 
     def step(i):
-        runner.infer({a: tensors[i % (n - 1)], b: tensors[i % (n - 1) + 1]})
+        model.infer_network(tensors[i % (n - 1)], tensors[i % (n - 1) + 1])
 
     times, wall = time_loop(step, warmup, iterations, duration)
     return BenchRow(model.name, "infer", resolution, times, wall)
@@ -107,17 +104,13 @@ def infer_row(model, frames, warmup, iterations, duration, resolution: str) -> B
 def cached_row(model, frames, warmup, iterations, duration, resolution: str) -> Optional[BenchRow]:
     if not model.can_cache_features:
         return None
-    enc, dec = model.encoder, model.decoder
     geo = model.geometry(frames[0])
     tensors = [geo.to_network(f) for f in frames]
-    enc_in = enc.input_names[0]
-    plan = decoder_plan(dec.input_names, enc.output_names, model.artifact.root)
-    state = {"prev": enc.infer({enc_in: tensors[0]})}
+    state = {"prev": model.encode_network(tensors[0])}
 
     def step(i):
-        feats = enc.infer({enc_in: tensors[(i + 1) % len(tensors)]})
-        pair = (state["prev"], feats)
-        dec.infer({name: pair[side][key] for name, side, key in plan})
+        feats = model.encode_network(tensors[(i + 1) % len(tensors)])
+        model.decode_network(state["prev"], feats)
         state["prev"] = feats
 
     times, wall = time_loop(step, warmup, iterations, duration)

@@ -52,7 +52,7 @@ def artifact_method(path=None, threads: int | None = None, backend: str = "auto"
 
     model = FlowModel.load(path, threads=threads, backend=backend)
     info = {"artifact": str(model.artifact.root), "precision": model.artifact.precision,
-            "backend": model.runner.backend, "arch": model.artifact.manifest.get("model", {}).get("arch")}
+            "backend": model.backend, "arch": model.artifact.manifest.get("model", {}).get("arch")}
     return Method(model.name, "artifact", model.infer, info, model.close)
 
 

@@ -85,6 +85,7 @@ class FlowModel:
         self._geometry: Geometry | None = None
         self._decoder_plan: list | None = None  # built on the first decode()
         self._closed = False
+        self._last_stages: dict = {}
 
     @classmethod
     def load(cls, path=None, backend: str = "auto", threads: int | None = None, verify: bool = True, split: bool | None = None,
@@ -122,8 +123,7 @@ class FlowModel:
         if frame1.shape != frame2.shape:
             raise InputError(f"frame1 and frame2 differ in size: {frame1.shape} vs {frame2.shape}")
         geo = self.geometry(frame1)
-        out = self.runner.infer({self._inputs[0]: geo.to_network(frame1), self._inputs[1]: geo.to_network(frame2)})
-        return geo.to_frame(out[self.runner.output_names[0]])
+        return geo.to_frame(self.infer_network(geo.to_network(frame1), geo.to_network(frame2)))
 
     # -- split inference (feature caching) ---------------------------------------------------------
     def encode(self, frame: np.ndarray) -> Features:
@@ -132,8 +132,7 @@ class FlowModel:
             raise ArtifactError(f"{self.artifact.root} has no encoder graph; feature caching needs `edgeflow convert` >= 0.1")
         check_frame(frame)
         geo = self.geometry(frame)
-        out = self.encoder.infer({self.encoder.input_names[0]: geo.to_network(frame)})
-        return Features(out, geo)
+        return Features(self.encode_network(geo.to_network(frame)), geo)
 
     def decode(self, feats1: Features, feats2: Features) -> np.ndarray:
         """Flow between two frames from their :meth:`encode` results (feature caching)."""
@@ -145,13 +144,51 @@ class FlowModel:
                              f"{type(feats1).__name__} and {type(feats2).__name__}")
         if feats1.geometry != feats2.geometry:
             raise InputError("the two frames' features come from frames of different sizes")
+        return feats1.geometry.to_frame(self.decode_network(feats1.tensors, feats2.tensors))
+
+    # -- network tensors: what infer/encode/decode run, and what a stream feeds ----------------------
+    # A stream prepares each frame's network tensor once on its capture thread (``geometry(frame)
+    # .to_network``) and maps the raw flow back on its delivery thread (``Geometry.to_frame``); in
+    # between it calls these, and reads the runners' own timings from :meth:`last_stage_times`.
+    def infer_network(self, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+        """Whole-pair graph on two prepared network tensors -> raw network flow (1x2xhxw)."""
+        self._check_open()
+        out = self.runner.infer({self._inputs[0]: x1, self._inputs[1]: x2})
+        self._last_stages = {"inference": self.runner.last_inference_time()}
+        return out[self.runner.output_names[0]]
+
+    def encode_network(self, x: np.ndarray) -> dict:
+        """Encoder graph on one prepared network tensor -> its features (name -> array)."""
+        self._check_open()
+        if self.encoder is None:
+            raise ArtifactError(f"{self.artifact.root} has no encoder graph; feature caching needs `edgeflow convert` >= 0.1")
+        out = self.encoder.infer({self.encoder.input_names[0]: x})
+        seconds = self.encoder.last_inference_time()
+        self._last_stages = {"encode": seconds, "inference": seconds}
+        return out
+
+    def decode_network(self, feats1: dict, feats2: dict) -> np.ndarray:
+        """Decoder graph on two frames' :meth:`encode_network` features -> raw network flow."""
+        self._check_open()
+        if self.decoder is None:
+            raise ArtifactError(f"{self.artifact.root} has no decoder graph; feature caching needs `edgeflow convert` >= 0.1")
         if self._decoder_plan is None:
             # Matched by name, never by position: exporters drop inputs a decoder never reads
             # (FlowNetC uses only the deepest frame-2 feature).
             self._decoder_plan = decoder_plan(self.decoder.input_names, self.encoder.output_names, self.artifact.root)
         pair = (feats1, feats2)
-        out = self.decoder.infer({name: pair[side].tensors[key] for name, side, key in self._decoder_plan})
-        return feats1.geometry.to_frame(out[self.decoder.output_names[0]])
+        out = self.decoder.infer({name: pair[side][key] for name, side, key in self._decoder_plan})
+        self._last_stages = {"decode": self.decoder.last_inference_time()}
+        return out[self.decoder.output_names[0]]
+
+    def last_stage_times(self) -> dict:
+        """Seconds the runners spent in the last ``*_network`` call (``inference``, ``encode`` or
+        ``decode``), as the runners recorded them: callers never time the backends themselves."""
+        return dict(self._last_stages)
+
+    @property
+    def backend(self) -> str:
+        return self.runner.backend
 
     def close(self) -> None:
         """Release the runners; later infer/encode/decode calls raise. Safe to call twice."""
@@ -170,4 +207,4 @@ class FlowModel:
         return False
 
     def __repr__(self) -> str:
-        return f"FlowModel({self.name!r}, {self.artifact.precision}, backend={self.runner.backend}, split={self.can_cache_features})"
+        return f"FlowModel({self.name!r}, {self.artifact.precision}, backend={self.backend}, split={self.can_cache_features})"

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeflow.backends.base import Runner, TensorSpec
-from edgeflow.errors import ArtifactError, InputError, first_line
+from edgeflow.errors import ArtifactError, EdgeflowError, InputError, first_line
 
 _ORT_TO_NUMPY = {
     "tensor(float)": "float32",
@@ -72,19 +72,36 @@ class SessionLoader:
 
 
 class OnnxRuntimeRunner(Runner):
+    """Runs one graph on an ``onnxruntime.InferenceSession``; active from construction.
+
+    Given a loader (:class:`SessionLoader`) it can be deactivated and activated again; given a
+    ready session, the session is its own and is dropped on deactivate.
+    """
+
     backend = "onnxruntime"
 
     def __init__(self, session_or_loader):
-        self.session = session_or_loader() if callable(session_or_loader) else session_or_loader
+        self._loader = session_or_loader if callable(session_or_loader) else None
+        self._given = None if self._loader is not None else session_or_loader
+        self.name = str(getattr(session_or_loader, "path", "the onnxruntime graph"))
+        self.activate()
+
+    def activate_impl(self) -> None:
+        if self._loader is None and self._given is None:
+            raise EdgeflowError(f"{self.name}: this runner was given a session, which deactivate() released; make a new one")
+        self.session = self._loader() if self._loader is not None else self._given
+        self._given = None
         self._inputs = [self._spec(i) for i in self.session.get_inputs()]
         self._outputs = [self._spec(o) for o in self.session.get_outputs()]
+
+    def deactivate_impl(self) -> None:
+        self.session = None
 
     @staticmethod
     def _spec(arg) -> TensorSpec:
         return TensorSpec(arg.name, tuple(arg.shape), _ORT_TO_NUMPY.get(arg.type, arg.type))
 
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.check_feed(feed)
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             values = self.session.run(self.output_names, {n: feed[n] for n in self.input_names})
         except Exception as err:

@@ -13,6 +13,7 @@ Buffers are allocated once per input shape (static-shape engines: once, at load)
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ _TENSORRT_HINT = (
     "without it, the artifact's ONNX graph runs on onnxruntime"
 )
 _logger = None
+log = logging.getLogger(__name__)
 
 
 def import_tensorrt():
@@ -53,7 +55,7 @@ def shared_logger(trt):
                 if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
                     self.errors = self.errors[-20:] + [str(msg)]
                 elif severity == trt.ILogger.WARNING and self.echo_warnings:
-                    print(f"TensorRT warning: {msg}")
+                    log.warning("TensorRT: %s", msg)
 
             def take_errors(self) -> list[str]:
                 errors, self.errors = self.errors, []
@@ -125,16 +127,48 @@ def load_plugins_for(manifest: dict, tensorrt_version: str, path: str | Path | N
         )
 
 
+class EngineFromArtifact:
+    """Lazy loader (Polygraphy's ``EngineFromBytes`` idea, for an artifact): calling it checks that
+    the engine fits this device (TensorRT version, GPU, compute capability), loads the plugin
+    library the manifest asks for, and returns the engine's bytes for the runner to deserialize.
+    Nothing happens until the runner activates, so building a runner costs nothing twice.
+    """
+
+    def __init__(self, artifact, role: str = "engine"):
+        self.artifact, self.role = artifact, role
+        self.record = artifact.manifest.get("tensorrt")
+        self.path = artifact.graph(role)
+        self.dla_core = (self.record or {}).get("dla")
+
+    def __call__(self, trt=None) -> bytes:
+        from edgeflow.backends.cuda import gpu_info
+
+        trt = trt or import_tensorrt()
+        gpu = gpu_info()
+        check_engine_compatibility(self.record, trt.__version__, gpu.name, gpu.compute_capability, self.artifact.root)
+        load_plugins_for(self.artifact.manifest, trt.__version__)
+        return self.path.read_bytes()
+
+
 class TensorRTRunner(Runner):
-    """Runs one deserialized engine. ``cuda`` and ``trt`` are injectable for tests."""
+    """Runs one deserialized engine. ``engine`` is the serialized bytes or a loader returning them
+    (:class:`EngineFromArtifact`); ``cuda`` and ``trt`` are injectable for tests. Active from
+    construction; ``deactivate()`` frees the GPU buffers, stream and engine."""
 
     backend = "tensorrt"
 
-    def __init__(self, engine_bytes: bytes, name: str = "engine", dla_core: int | None = None,
+    def __init__(self, engine, name: str = "engine", dla_core: int | None = None,
                  cuda: CudaApi | None = None, trt=None):
-        self._closed = True
+        self._engine_source = engine
         self.trt = trt or import_tensorrt()
         self.name = name
+        self.dla_core = dla_core
+        self._cuda_arg = cuda
+        self.activate()
+
+    def activate_impl(self) -> None:
+        source = self._engine_source
+        engine_bytes = source(self.trt) if callable(source) else source
         logger = shared_logger(self.trt)
         logger.take_errors()
         try:
@@ -143,20 +177,21 @@ class TensorRTRunner(Runner):
             self.runtime = None
         if self.runtime is None:
             raise EdgeflowError(f"TensorRT could not start: {first_error(logger, 'no usable GPU')}")
-        if dla_core is not None:
-            self.runtime.DLA_core = int(dla_core)
+        if self.dla_core is not None:
+            self.runtime.DLA_core = int(self.dla_core)
         self.engine = self.runtime.deserialize_cuda_engine(engine_bytes)
         if self.engine is None:
             raise ArtifactError(
-                f"TensorRT could not deserialize {name}: {first_error(logger, 'unknown error')}; "
+                f"TensorRT could not deserialize {self.name}: {first_error(logger, 'unknown error')}; "
                 "rebuild the engine on this device with `edgeflow convert ARTIFACT --target tensorrt`"
             )
         self.context = self.engine.create_execution_context()
         if self.context is None:
-            raise EdgeflowError(f"TensorRT could not create an execution context for {name}: {first_error(logger, 'out of GPU memory?')}")
-        self.cuda = cuda or load_cuda_api()
+            raise EdgeflowError(f"TensorRT could not create an execution context for {self.name}: "
+                                f"{first_error(logger, 'out of GPU memory?')}")
+        self.cuda = self._cuda_arg or load_cuda_api()
         self.stream = self.cuda.stream_create()
-        self._closed = False
+        self._live = True
         mode_input = self.trt.TensorIOMode.INPUT
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         self._inputs, self._outputs = [], []
@@ -173,28 +208,12 @@ class TensorRTRunner(Runner):
     @classmethod
     def from_artifact(cls, artifact, role: str = "engine", cuda: CudaApi | None = None) -> "TensorRTRunner":
         """Check the engine fits this device, load the plugin library if needed, deserialize."""
-        from edgeflow.backends.cuda import gpu_info
+        loader = EngineFromArtifact(artifact, role)
+        return cls(loader, name=str(loader.path), dla_core=loader.dla_core, cuda=cuda)
 
-        trt = import_tensorrt()
-        record = artifact.manifest.get("tensorrt")
-        gpu = gpu_info()
-        check_engine_compatibility(record, trt.__version__, gpu.name, gpu.compute_capability, artifact.root)
-        load_plugins_for(artifact.manifest, trt.__version__)
-        path = artifact.graph(role)
-        return cls(path.read_bytes(), name=str(path), dla_core=(record or {}).get("dla"), cuda=cuda, trt=trt)
-
-    # -- Runner interface ------------------------------------------------------------------------
-    def infer(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._closed:
-            raise EdgeflowError(f"{self.name}: the TensorRT runner is closed")
-        self.check_feed(feed)
-        arrays = {}
-        for spec in self._inputs:
-            x = np.asarray(feed[spec.name])
-            if x.ndim != len(spec.shape) or any(d is not None and d != got for d, got in zip(spec.shape, x.shape)):
-                want = "x".join("?" if d is None else str(d) for d in spec.shape)
-                raise InputError(f"input {spec.name!r} has shape {tuple(x.shape)}, the engine takes {want}")
-            arrays[spec.name] = x
+    # -- Runner interface (names, shapes and dtypes checked by the base class) ---------------------
+    def infer_impl(self, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        arrays = {spec.name: np.asarray(feed[spec.name]) for spec in self._inputs}
         shapes = {n: tuple(a.shape) for n, a in arrays.items()}
         if shapes != self._shapes:
             self._allocate(shapes)
@@ -209,10 +228,10 @@ class TensorRTRunner(Runner):
         self.cuda.stream_sync(self.stream)
         return {s.name: self._host[s.name].array.copy() for s in self._outputs}
 
-    def close(self) -> None:
-        if self._closed:
+    def deactivate_impl(self) -> None:
+        if not getattr(self, "_live", False):
             return
-        self._closed = True
+        self._live = False
         self._free_buffers()
         try:
             self.cuda.stream_destroy(self.stream)
@@ -224,7 +243,7 @@ class TensorRTRunner(Runner):
 
     def __del__(self):
         try:
-            self.close()
+            self.deactivate()
         except Exception:  # interpreter shutdown: CUDA may already be gone
             pass
 

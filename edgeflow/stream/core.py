@@ -225,7 +225,7 @@ class Stream:
             model = FlowModel.load(arg, backend=self._backend, threads=self._threads, spin=self._spin)
             self._owns_model = True
             return model
-        if not hasattr(arg, "runner") or not hasattr(arg, "geometry"):
+        if not all(hasattr(arg, m) for m in ("geometry", "infer_network", "last_stage_times")):
             raise InputError(f"Stream needs a FlowModel (edgeflow.load(...)) or an artifact path, got {type(arg).__name__}")
         if self._threads is not None or self._spin != "auto":
             raise InputError("threads and spin apply when the stream loads the model; pass them to edgeflow.load(...)")
@@ -584,7 +584,7 @@ class Stream:
             "started_at": self._started_wall,
             "model": getattr(model, "name", None),
             "artifact": str(getattr(getattr(model, "artifact", None), "root", "")) or None,
-            "backend": getattr(getattr(model, "runner", None), "backend", None),
+            "backend": getattr(model, "backend", None),
             "cached": self.cached,
             # Credentials masked: this goes to the report, the sinks and the metrics/live pages.
             "source": redact(getattr(source, "uri", None) if source is not None else self._source_arg),
