@@ -20,6 +20,7 @@ examples:
   edgeflow run pwc-lite-fp32 --source clip.mp4 --realtime --save flow.mp4 --jsonl frames.jsonl
   edgeflow run --source "synthetic://?width=320&height=240" --frames 300 --metrics-port 9108
   edgeflow run --source /dev/video0 --serve 127.0.0.1:8080 --slo-p95-ms 80 --drift-threshold 0.4
+  edgeflow run --source clip.mp4 --output flow.mp4 --output frames.jsonl --output prometheus://127.0.0.1:9108
 """
 
 EXIT_SOURCE_FAILED = 1
@@ -43,6 +44,9 @@ def add_arguments(p):
     p.add_argument("--jsonl", metavar="FILE", help="write one JSON line per frame")
     p.add_argument("--csv", metavar="FILE", help="write one CSV row per frame")
     p.add_argument("--report", metavar="FILE", help="write the latency report (JSON) here")
+    p.add_argument("--output", action="append", metavar="URI",
+                   help="send results to a sink named by URI (repeatable): flow.mp4, frames.jsonl, log.csv, "
+                        "prometheus://127.0.0.1:9108, http://127.0.0.1:8080 (live page); the flags above are shorthands")
     p.add_argument("--metrics-port", type=int, metavar="P", help="serve Prometheus metrics on this port (0 = any free port)")
     p.add_argument("--metrics-host", default="127.0.0.1", metavar="ADDR",
                    help="address for --metrics-port (default 127.0.0.1: this machine only; 0.0.0.0 exposes it on every interface)")
@@ -71,35 +75,53 @@ def add_arguments(p):
     p.add_argument("--quiet", action="store_true", help="no summary at the end")
 
 
-def build_sinks(args) -> list:
-    from edgeflow.sinks.csvfile import CsvSink
-    from edgeflow.sinks.jsonl import JsonlSink
-    from edgeflow.sinks.status import StatusLine
-
-    sinks = []
+def output_uris(args) -> list:
+    """``(flag, uri, kind)`` for everything the run writes or serves: the named flags mapped onto
+    sink URIs (``kind`` forced, so ``--jsonl F`` takes any file name), then each ``--output URI``
+    (kind from its scheme or suffix). Every one is classified by :mod:`edgeflow.sinks.uri`."""
+    outs = []
     if args.save:
-        from edgeflow.sinks.video import VideoSink
-
-        sinks.append(VideoSink(args.save, max_flow=args.max_flow))
+        outs.append(("--save", args.save, "video"))
     if args.jsonl:
-        sinks.append(JsonlSink(args.jsonl))
+        outs.append(("--jsonl", args.jsonl, "jsonl"))
     if args.csv:
-        sinks.append(CsvSink(args.csv))
-    monitors = _monitor_sinks(args)
-    sinks.extend(monitors)
+        outs.append(("--csv", args.csv, "csv"))
     if args.metrics_port is not None:
-        from edgeflow.sinks.prometheus import PrometheusSink
-
-        prometheus = PrometheusSink(args.metrics_port, host=args.metrics_host)
-        for monitor in monitors:
-            prometheus.add_gauges(monitor.gauges)
-        sinks.append(prometheus)
+        host = args.metrics_host or "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        outs.append(("--metrics-port", f"prometheus://{host}:{args.metrics_port}", "prometheus"))
     if getattr(args, "serve", None):
-        from edgeflow.watch import WatchSink, parse_serve
+        from edgeflow.watch import parse_serve
 
         host, port = parse_serve(args.serve)
-        by_name = {m.name: m for m in monitors}
-        sinks.append(WatchSink(host, port, drift=by_name.get("drift"), slo=by_name.get("slo")))
+        host = f"[{host}]" if ":" in host else host
+        outs.append(("--serve", f"http://{host}:{port}", "watch"))
+    for uri in getattr(args, "output", None) or ():
+        outs.append(("--output", uri, None))
+    return outs
+
+
+def build_sinks(args) -> list:
+    from edgeflow.sinks.status import StatusLine
+    from edgeflow.sinks.uri import open_sink, parse_sink_uri
+
+    outs = [(flag, uri, kind, parse_sink_uri(uri, kind).kind) for flag, uri, kind in output_uris(args)]
+    sinks = []
+    for _, uri, kind, found in outs:
+        if found in ("video", "jsonl", "csv"):
+            extra = {"max_flow": args.max_flow} if found == "video" and args.max_flow is not None else {}
+            sinks.append(open_sink(uri, kind, **extra))
+    monitors = _monitor_sinks(args)
+    sinks.extend(monitors)
+    by_name = {m.name: m for m in monitors}
+    for _, uri, kind, found in outs:
+        if found == "prometheus":
+            prometheus = open_sink(uri, kind)
+            for monitor in monitors:
+                prometheus.add_gauges(monitor.gauges)
+            sinks.append(prometheus)
+        elif found == "watch":
+            sinks.append(open_sink(uri, kind, drift=by_name.get("drift"), slo=by_name.get("slo")))
     if not args.no_status:
         sinks.append(StatusLine())
     return sinks
@@ -174,8 +196,13 @@ def check_outputs(args) -> None:
     must not find out at the end that ``--report`` points nowhere (one-line error, no run)."""
     from edgeflow.errors import InputError
     from edgeflow.outputs import check_writable
+    from edgeflow.sinks.uri import parse_sink_uri
 
-    named = [("--report", args.report), ("--save", args.save), ("--jsonl", args.jsonl), ("--csv", args.csv)]
+    named = [("--report", args.report)]
+    for flag, uri, kind in output_uris(args):  # an unknown scheme or suffix fails here, before loading
+        parsed = parse_sink_uri(uri, kind)
+        if parsed.kind in ("video", "jsonl", "csv"):
+            named.append((flag, parsed.location))
     seen = {}
     for flag, path in named:
         if not path:

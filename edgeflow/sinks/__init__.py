@@ -14,7 +14,9 @@ SloSink            latency objectives, ``report["slo"]``                 ``--slo
 WatchSink          live page: picture, latency chart, drift (aiohttp)    ``--serve HOST:PORT``
 =================  ====================================================  ================
 
-See :mod:`edgeflow.sinks.base` for the contract. Modules are imported on first use, so a device
+The ones that write or serve something are also named by URI (``open_sink("flow.mp4")``,
+``"prometheus://127.0.0.1:9108"``, ...; the one table is :mod:`edgeflow.sinks.uri`, also behind
+``edgeflow run --output URI``). See :mod:`edgeflow.sinks.base` for the contract. Modules are imported on first use, so a device
 without PyAV or prometheus_client can still use the others.
 """
 
@@ -34,6 +36,7 @@ _LAZY = {
     "DriftSink": "edgeflow.sinks.drift",
     "SloSink": "edgeflow.sinks.slo",
     "WatchSink": "edgeflow.watch.sink",
+    "open_sink": "edgeflow.sinks.uri",
 }
 
 __all__ = ["Sink", *_LAZY]
