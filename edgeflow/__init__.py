@@ -47,12 +47,14 @@ def foreign_distributions(where=None) -> list:
 
 
 def _warn_foreign() -> None:
-    import sys
+    import logging
 
     for other in foreign_distributions():
-        print(f"edgeflow: warning: the unrelated PyPI project {other} is installed beside edgeflow-sdk and also "
-              f"provides the `edgeflow` package (its files may replace ours): pip uninstall edgeflow, then reinstall "
-              f"the edgeflow-sdk wheel", file=sys.stderr)
+        # A warning on the package's logger: without any logging set up Python's last-resort
+        # handler still prints it on stderr; the CLI's console handler formats it like its others.
+        logging.getLogger("edgeflow").warning(
+            f"the unrelated PyPI project {other} is installed beside edgeflow-sdk and also provides the `edgeflow` "
+            f"package (its files may replace ours): pip uninstall edgeflow, then reinstall the edgeflow-sdk wheel")
 
 
 _warn_foreign()

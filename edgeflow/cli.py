@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import signal
 import sys
 import threading
@@ -121,6 +122,38 @@ def main(argv: list[str] | None = None) -> int:
         early.restore()
 
 
+class _ConsoleFormatter(logging.Formatter):
+    """What a person sees of the library's logging: progress lines as they are, warnings and
+    errors as ``edgeflow: warning: ...`` like the CLI's own messages."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"edgeflow: {record.levelname.lower()}: {text}"
+        return text
+
+
+def console_logging(quiet: bool = False):
+    """Install the console handler on the ``edgeflow`` logger (stderr; INFO, or WARNING with
+    ``--quiet``). The library only logs; this is the one place that decides what is shown.
+    Returns an undo callable (``main`` runs many times in one process in tests)."""
+    logger = logging.getLogger("edgeflow")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ConsoleFormatter())
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
+    saved = (logger.level, logger.propagate)
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # shown once, by this handler
+
+    def undo():
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+    return undo
+
+
 def _main(argv, early: EarlySignals) -> int:
     foreign = _foreign_package()
     if foreign:
@@ -137,6 +170,7 @@ def _main(argv, early: EarlySignals) -> int:
             print(f"edgeflow {args.command}: interrupted", file=sys.stderr)
             return 128 + int(early.received)
     args._early_signals = early
+    undo_logging = console_logging(quiet=bool(getattr(args, "quiet", False)))
     try:
         return int(args._run(args) or 0)
     except EdgeflowError as err:
@@ -147,6 +181,8 @@ def _main(argv, early: EarlySignals) -> int:
     except KeyboardInterrupt:
         print(f"edgeflow {args.command}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        undo_logging()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -25,12 +25,12 @@ Part of the runtime, not the toolchain: it runs on the device and never imports 
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import re
 import shutil
 import statistics
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +41,8 @@ import numpy as np
 from edgeflow.backends.tensorrt_build import PRECISIONS, BuildOptions, build_engine, is_strongly_typed_only, prepare_tensorrt_onnx
 from edgeflow.artifact import Artifact, ArtifactWriter
 from edgeflow.errors import ArtifactError, EdgeflowError, InputError
+
+log = logging.getLogger(__name__)
 
 # source role -> (engine role, engine file, TensorRT-bound ONNX role, its file)
 ENGINE_NAMES = {
@@ -243,8 +245,10 @@ def default_timing_cache(version: str, gpu: str, compute_capability: str) -> Pat
 
 
 def _say(opts: TensorRTOptions, text: str) -> None:
+    """Progress goes to the ``edgeflow`` logger (INFO); the CLI's console handler decides what a
+    person sees (``--quiet``: warnings only), a Python caller's logging config does otherwise."""
     if not opts.quiet:
-        print(text, file=sys.stderr, flush=True)
+        log.info(text)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
@@ -369,10 +373,10 @@ def options_from_args(args, out: Path | None = None) -> TensorRTOptions:
 def print_summary(result: TensorRTResult) -> None:
     rec = result.record
     engines = ", ".join(f"{e['file']} ({role})" for role, e in rec["engines"].items())
-    print(f"tensorrt: {engines}; {rec['precision'].upper()}, TensorRT {rec['version']}, {rec['gpu']} "
-          f"(compute {rec['compute_capability']})" + (f", DLA {rec['dla']}" if rec.get("dla") is not None else ""))
-    print("  engines run only on this TensorRT version and GPU model: on another device, copy the artifact and "
-          "run `edgeflow convert ARTIFACT --target tensorrt` there")
+    log.info(f"tensorrt: {engines}; {rec['precision'].upper()}, TensorRT {rec['version']}, {rec['gpu']} "
+             f"(compute {rec['compute_capability']})" + (f", DLA {rec['dla']}" if rec.get("dla") is not None else ""))
+    log.info("  engines run only on this TensorRT version and GPU model: on another device, copy the artifact and "
+             "run `edgeflow convert ARTIFACT --target tensorrt` there")
 
 
 def run_artifact_target(args) -> int:
@@ -382,7 +386,7 @@ def run_artifact_target(args) -> int:
     preflight()
     result = add_tensorrt_engines(args.model, options_from_args(args, out=args.out))
     print_summary(result)
-    print(f"done: {result.out}")
+    log.info(f"done: {result.out}")
     return 0
 
 

@@ -10,7 +10,7 @@ dirty), so a few frames a second are plenty, and the features cost about 3 ms of
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import threading
 import time
 from pathlib import Path
@@ -18,6 +18,8 @@ from typing import Optional
 
 from edgeflow import drift
 from edgeflow.sinks.base import Sink
+
+log = logging.getLogger(__name__)
 
 
 def reference_of(artifact_dir) -> Optional[dict]:
@@ -47,7 +49,7 @@ class DriftSink(Sink):
         self.threshold = threshold
         self.window = window
         self.min_interval = 1.0 / max_rate if max_rate and max_rate > 0 else 0.0
-        self.warn = warn if warn is not None else sys.stderr
+        self.warn = warn  # a text stream for the warning line; None: the edgeflow logger (the CLI shows it)
         self.monitor: Optional[drift.DriftMonitor] = None
         self.note: Optional[str] = None
         self._slot = None
@@ -61,7 +63,7 @@ class DriftSink(Sink):
         ref = self.reference if self.reference is not None else reference_of(info.get("artifact"))
         if ref is None or not drift.valid_reference(ref):
             self.note = f"no drift reference in {info.get('artifact') or 'the model'}: input drift is not scored"
-            self._say(f"edgeflow: {self.note} (re-convert the model to add one)")
+            self._say(f"edgeflow: {self.note} (re-convert the model to add one)", logging.INFO)
             return
         if self.threshold is None:
             self.threshold = drift.default_threshold(ref)
@@ -109,9 +111,13 @@ class DriftSink(Sink):
         self._say(f"edgeflow: warning: input drift score {score:.2f} > {self.threshold:g} at frame {index} ({feats}): "
                   "the camera sees something unlike the frames the model was validated on")
 
-    def _say(self, line: str) -> None:
+    def _say(self, line: str, level: int = logging.WARNING) -> None:
+        if self.warn is None:  # the console handler adds "edgeflow: warning: " itself
+            log.log(level, line.removeprefix("edgeflow: ").removeprefix("warning: "))
+            return
         try:
-            print(line, file=self.warn, flush=True)
+            self.warn.write(line + "\n")
+            self.warn.flush()
         except (OSError, ValueError):
             pass
 

@@ -36,6 +36,7 @@ sockets held 149 threads for 30 s. This module serves prometheus_client's WSGI a
 from __future__ import annotations
 
 import io
+import logging
 import socket
 import socketserver
 import sys
@@ -53,6 +54,7 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.02, 0.033, 0.05, 0.066, 0.1, 0.
 FPS_WINDOW = 64
 #: Loopback only unless the user asks for more (``--metrics-host 0.0.0.0``).
 DEFAULT_HOST = "127.0.0.1"
+log = logging.getLogger(__name__)
 #: listen(2) backlog: room for a burst of scrapers without SYN drops (Linux caps it at somaxconn).
 LISTEN_BACKLOG = 128
 #: Seconds a connection may take, in total, to send its request and receive the answer.
@@ -102,7 +104,7 @@ class _QuietServerHandler(ServerHandler):
 
     def log_exception(self, exc_info):
         if not isinstance(exc_info[1], OSError):
-            print(f"edgeflow metrics: error serving a scrape: {_one_line(exc_info[1])}", file=sys.stderr)
+            log.warning("metrics: error serving a scrape: %s", _one_line(exc_info[1]))
 
 
 class _Handler(WSGIRequestHandler):
@@ -186,7 +188,7 @@ class MetricsServer(socketserver.ThreadingMixIn, WSGIServer):
         err = sys.exc_info()[1]
         if isinstance(err, OSError):  # timeouts, resets, broken pipes: the client's business
             return
-        print(f"edgeflow metrics: error serving {client_address[0]}: {_one_line(err)}", file=sys.stderr)
+        log.warning("metrics: error serving %s: %s", client_address[0], _one_line(err))
 
     def stop(self, join_timeout: float = 2.0) -> None:
         """Stop accepting, cut the open connections and join their threads."""
@@ -225,7 +227,7 @@ class _SampleCollector:
         try:
             samples = list(self._samples() or ())
         except Exception as err:
-            print(f"edgeflow metrics: a gauge provider failed: {_one_line(err)}", file=sys.stderr)
+            log.warning("metrics: a gauge provider failed: %s", _one_line(err))
             return []
         families: dict = {}
         for name, documentation, labels, value in samples:

@@ -1,0 +1,57 @@
+"""The runtime library logs, the CLI decides what a person sees: no print() in library modules,
+one console handler installed by edgeflow.cli (INFO, or warnings only with --quiet)."""
+
+from __future__ import annotations
+
+import ast
+import logging
+from pathlib import Path
+
+import edgeflow
+from edgeflow.cli import console_logging, main
+from tiny_flow_artifact import build_tiny_artifact
+
+PACKAGE = Path(edgeflow.__file__).parent
+
+
+def _library_files():
+    """The runtime library: edgeflow/ less the CLI (cli.py, commands/) and script entry points (__main__.py)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        rel = path.relative_to(PACKAGE)
+        if rel.parts[0] == "commands" or rel.name in ("cli.py", "__main__.py"):
+            continue
+        yield path
+
+
+def test_no_print_calls_in_runtime_library_modules():
+    found = []
+    for path in _library_files():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "print":
+                found.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}")
+    assert not found, "use logging (the CLI's console handler shows it): " + ", ".join(found)
+
+
+def test_console_handler_shows_progress_and_warnings_and_quiet_keeps_warnings(capsys):
+    log = logging.getLogger("edgeflow.tests")
+    for quiet in (False, True):
+        undo = console_logging(quiet=quiet)
+        try:
+            log.info("building engine ...")
+            log.warning("device lost; reconnecting")
+        finally:
+            undo()
+        err = capsys.readouterr().err.splitlines()
+        assert ("building engine ..." in err) is (not quiet)
+        assert "edgeflow: warning: device lost; reconnecting" in err
+    log.warning("after the CLI returned")  # the handler is gone again
+    assert "edgeflow: warning: after the CLI returned" not in capsys.readouterr().err
+
+
+def test_cli_run_shows_the_drift_note_through_logging(tmp_path, capsys):
+    art = build_tiny_artifact(tmp_path / "tiny")  # no input_reference: the drift sink says so, at INFO
+    args = ["run", str(art), "--source", "synthetic://?width=48&height=40&frames=6", "--no-status"]
+    assert main(args) == 0
+    assert capsys.readouterr().err.count("no drift reference") == 1
+    assert main(args + ["--quiet"]) == 0
+    assert "no drift reference" not in capsys.readouterr().err
