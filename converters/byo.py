@@ -283,7 +283,10 @@ def prepare(loaded, module: nn.Module, pad_multiple: int, height: int, width: in
         reference = swapped
         warnings.append("the original model cannot run on this machine (CUDA-only kernels): parity compares the graph with "
                         "the swapped PyTorch model, and each swap rests on the API's documented semantics")
-    export_module = InputAdapter(swapped, layout) if (layout != "pair" or swapped is not module or is_ptlflow(module)) else swapped
+    # A TorchScript module is exported as it is (a Python wrapper around a loaded trace breaks the
+    # exporter's own trace); anything else gets the adapter when its layout or outputs need it.
+    wrap = layout != "pair" or is_ptlflow(module) or (swapped is not module and not isinstance(swapped, torch.jit.ScriptModule))
+    export_module = InputAdapter(swapped, layout) if wrap else swapped
     ref_module = InputAdapter(reference, layout) if export_module is not swapped else reference
     return ByoPlan(export_module, ref_module, pad_multiple, static, pre, rec, notes, warnings)
 

@@ -121,3 +121,17 @@ def test_conventions_numpy():
     out = Conventions("BGR", (0.0, 1.0), (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)).apply(x.copy())
     assert out[0, 0, 0, 0] == 1.0 and out[0, 2, 0, 0] == -1.0  # R (0) moved to the last channel
     assert Conventions.from_preprocessing({}).identity
+
+
+def test_trace_of_a_sampler_model_converts_with_its_correlation(tmp_path):
+    """The trace route end to end: the rewritten trace (not a wrapper around it) is exported."""
+    torch.manual_seed(0)
+    model = L.TinyFlow(L.IterSpatialCorrelationSampler(1, 5, 1, 0), 25).eval()
+    x = torch.rand(1, 3, 40, 48) * 255
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.trace(model, (x, x.clone())), str(tmp_path / "t.pt"))
+    result = ConvertJob(ConvertOptions(model=str(tmp_path / "t.pt"), out=tmp_path / "art", height=40, width=48, **FAST)).run()
+    assert result.valid and result.manifest["recognition"]["static_shape"]
+    assert [layer["status"] for layer in result.manifest["recognition"]["layers"]] == ["replaced"]
+    assert len(result.manifest["correlation"]) == 1 and result.manifest["inputs"][0]["shape"] == [1, 3, 40, 48]
