@@ -135,3 +135,26 @@ def test_trace_of_a_sampler_model_converts_with_its_correlation(tmp_path):
     assert result.valid and result.manifest["recognition"]["static_shape"]
     assert [layer["status"] for layer in result.manifest["recognition"]["layers"]] == ["replaced"]
     assert len(result.manifest["correlation"]) == 1 and result.manifest["inputs"][0]["shape"] == [1, 3, 40, 48]
+
+
+class _BakedConcat(torch.nn.Module):
+    """Eager code that computes a size in Python: exported with dynamic axes, the graph cannot even
+    run at another size (Concat of mismatched shapes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(7, 2, 3, padding=1)
+
+    def forward(self, a, b):
+        h, w = int(a.shape[2]), int(a.shape[3])
+        return self.conv(torch.cat([a / 255.0, b / 255.0, torch.ones(1, 1, h, w)], 1))
+
+
+def test_graph_that_fails_at_the_second_size_is_exported_static(tmp_path):
+    torch.manual_seed(0)
+    torch.save(_BakedConcat().eval(), tmp_path / "m.pt")
+    result = ConvertJob(ConvertOptions(model=str(tmp_path / "m.pt"), out=tmp_path / "art", trust_pickle=True,
+                                       height=48, width=64, pad_multiple=8, **FAST)).run()
+    assert result.valid and result.manifest["recognition"]["static_shape"]
+    assert result.manifest["inputs"][0]["shape"] == [1, 3, 48, 64], "no dynamic axes the graph cannot honour"
+    assert any("exported for 64x48 only" in note for note in result.manifest["recognition"]["notes"])
