@@ -121,7 +121,9 @@ def convert(path: Path, out: Path, fmt: str, h: int, w: int, int8: bool = False)
         manifest = json.loads((out / "manifest.json").read_text())
         import onnx
 
-        graph = onnx.load(str(out / "model.onnx"))
+        # INT8 CPU graphs expand the correlation for uint8 (converters/quantize/inline_correlation.py);
+        # the validated FP32 graph beside them holds the nodes.
+        graph = onnx.load(str(out / ("model_fp32.onnx" if int8 else "model.onnx")))
         record["correlation_nodes"] = sum(1 for n in graph.graph.node if n.domain == "edgeflow" and n.op_type == "Correlation")
         record["parity"] = {k: {"passed": v["passed"], "epe_mean": v["epe_mean"], "max_abs": v["max_abs"]}
                             for k, v in manifest["parity"].items()}
