@@ -72,7 +72,8 @@ def add_arguments(p):
     p.add_argument("--width", type=int, default=320, help="frame width (default 320)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17; TensorRT 10.3 parses up to 20)")
     p.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript",
-                   help="torch ONNX exporter; dynamo is checked and refused if it drops the correlation op")
+                   help="torch ONNX exporter; both emit one Correlation node per call (checked); .pt2 programs always "
+                        "use dynamo")
     p.add_argument("--trust-pickle", action="store_true",
                    help="allow loading a pickled whole nn.Module (can execute code: only for files you trust)")
     p.add_argument("--no-split", action="store_true", help="do not export encoder/decoder graphs for feature caching")
