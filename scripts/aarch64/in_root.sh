@@ -10,6 +10,7 @@ set -euo pipefail
 ROOT=$1 CPUINFO=$2
 shift 2
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"  # pip and apt in the root need DNS
+grep -qw "$(hostname)" "$ROOT/etc/hosts" 2>/dev/null || echo "127.0.1.1 $(hostname)" >>"$ROOT/etc/hosts"  # sudo looks it up
 exec unshare --mount --propagation private -- /bin/bash -c '
 set -e
 root=$1 cpuinfo=$2
