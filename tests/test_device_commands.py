@@ -90,3 +90,15 @@ def test_demo_ground_truth_needs_no_training_textures(caplog):
         f2, v2 = photos.flow(t)
         np.testing.assert_array_equal(v1, v2)
         np.testing.assert_array_equal(f1, f2)
+
+
+def test_video_backend_reason_names_the_decoder_and_why():
+    from edgeflow.sources.video import choose_backend
+
+    cls, why = choose_backend("auto")
+    assert cls.__name__ == "_PyAVDecoder" and why.startswith("PyAV ") and "preferred" in why
+    cls, why = choose_backend("opencv")
+    import cv2
+
+    assert cls.__name__ == "_OpenCVDecoder" and why.startswith(f"OpenCV {cv2.__version__}")
+    assert ("a pip build" in why) == ("site-packages" in cv2.__file__) and "opencv was asked for" in why
