@@ -102,6 +102,19 @@ def _silenced_fds():
                 os.close(fd)
 
 
+def _export_reason(err: BaseException) -> str:
+    """The line that says why: the dynamo exporter's first line is only 'Failed to convert ...
+    Next steps:'; the cause (a missing ONNX function, an unsupported op) is further down."""
+    import re
+
+    text = "\n".join(str(e) for e in (err, err.__cause__) if e is not None)
+    for line in text.splitlines():
+        line = re.sub(r"\x1b\[[0-9;]*m", "", line).strip()
+        if re.search(r"No ONNX function found|not supported|Unsupported|DispatchError|Error when translating", line):
+            return line[:300]
+    return first_line(err)
+
+
 def _quiet_export(*args, **kwargs):
     """torch's exporters print pages of deprecation and tracer warnings; users need none of them."""
     sink = io.StringIO()
@@ -111,8 +124,7 @@ def _quiet_export(*args, **kwargs):
         try:
             return torch.onnx.export(*args, **kwargs)
         except Exception as err:  # surface the exporter's own message, once, on one line
-            first = first_line(err)
-            raise EdgeflowError(f"ONNX export failed: {first}") from err
+            raise EdgeflowError(f"ONNX export failed: {_export_reason(err)}") from err
         finally:
             logging.disable(logging.NOTSET)
 
