@@ -252,12 +252,19 @@ def main() -> int:
 
         # 4. checks in the venv
         act = "cd ~ && . ~/ef/bin/activate && "
-        probe = in_root(act + "python3 - <<'EOF'\nimport json, sys, numpy, cv2, onnxruntime, av\n"
+        # The OS OpenCV as the file decoder too (what a venv without PyAV uses): its one-line reason
+        # and two decoded frames.
+        opencv_files = ("def opencv_files():\n    from edgeflow.sources.video import choose_backend\n"
+                        "    cls, why = choose_backend('opencv')\n    d = cls('/root/clip.mp4', 1)\n"
+                        "    shapes = [list(d.next()[0].shape) for _ in range(2)]\n    d.close()\n"
+                        "    return {'reason': why, 'frames': shapes}\n")
+        probe = in_root(act + "python3 - <<'EOF'\nimport json, sys, numpy, cv2, onnxruntime, av\n" + opencv_files +
                         "print('PROBE' + json.dumps({'numpy': numpy.__version__, 'numpy_file': numpy.__file__, "
                         "'cv2': cv2.__version__, 'cv2_file': cv2.__file__, 'onnxruntime': onnxruntime.__version__, "
                         "'av': av.__version__, 'python': sys.version.split()[0], "
                         "'gstreamer': 'GStreamer:                   YES' in cv2.getBuildInformation() "
-                        "or 'GStreamer: YES' in ' '.join(cv2.getBuildInformation().split())}))\nEOF\n"
+                        "or 'GStreamer: YES' in ' '.join(cv2.getBuildInformation().split()), "
+                        "'opencv_files': opencv_files()}))\nEOF\n"
                         "pip list --format json --path ~/ef/lib/python3.11/site-packages | sed 's/^/VENV/'",
                         what="arm64: OS cv2 and NumPy inside the venv", log_name="probe.log")
         p = json.loads(probe.split("PROBE", 1)[1].splitlines()[0])
@@ -268,6 +275,9 @@ def main() -> int:
             raise Failed(f"NumPy in the venv is {p['numpy']} from {p['numpy_file']}, not the OS's 1.x")
         if not p["cv2_file"].startswith("/usr/lib/python3/dist-packages/"):
             raise Failed(f"cv2 in the venv comes from {p['cv2_file']}, not the OS (python3-opencv)")
+        ocv = p["opencv_files"]
+        if "the OS build" not in ocv["reason"] or ocv["frames"] != [[240, 320, 3]] * 2:
+            raise Failed(f"the OS OpenCV as video decoder: {ocv}")
         shadow = sorted(d for d in venv_dists if d == "numpy" or d.startswith("opencv"))
         if shadow:
             raise Failed(f"pip installed {shadow} into the venv over the OS packages")
