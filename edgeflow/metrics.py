@@ -238,26 +238,6 @@ class LatencyReport:
         return redact("\n".join(lines))
 
 
-def _budget_lines(meta: dict) -> list:
-    """The thread budget and the CPU each result cost (edgeflow.budget; stream reports only)."""
-    if meta.get("threads") is None:
-        return []
-    cpu = meta.get("cpu_s_per_frame")
-    return [f"threads: {meta['threads']} (spinning {meta.get('spinning')}, {meta.get('cores_seen')} cores seen)   "
-            f"cpu: {_fmt(None if cpu is None else cpu * 1e3)} ms per result"]
-
-
-def _redacted(obj):
-    """Every string in a JSON-like structure with URI credentials masked (a report leaves the device)."""
-    if isinstance(obj, str):
-        return redact(obj)
-    if isinstance(obj, dict):
-        return {k: _redacted(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_redacted(v) for v in obj]
-    return obj
-
-
 def _extra_lines(extra: dict) -> list:
     """Summary lines for the sections sinks added (input drift, latency objectives)."""
     lines = []
@@ -278,6 +258,26 @@ def _extra_lines(extra: dict) -> list:
                          f"(measured {_fmt(o.get('measured_ms'))} ms, {o.get('windows_breached')}/{s.get('windows')} "
                          f"windows of {s.get('window_s'):g} s over)")
     return lines
+
+
+def _budget_lines(meta: dict) -> list:
+    """The thread budget and the CPU each result cost (edgeflow.budget; stream reports only)."""
+    if meta.get("threads") is None:
+        return []
+    cpu = meta.get("cpu_s_per_frame")
+    return [f"threads: {meta['threads']} (spinning {meta.get('spinning')}, {meta.get('cores_seen')} cores seen)   "
+            f"cpu: {_fmt(None if cpu is None else cpu * 1e3)} ms per result"]
+
+
+def _redacted(obj):
+    """Every string in a JSON-like structure with URI credentials masked (a report leaves the device)."""
+    if isinstance(obj, str):
+        return redact(obj)
+    if isinstance(obj, dict):
+        return {k: _redacted(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_redacted(v) for v in obj]
+    return obj
 
 
 def _fmt(v) -> str:

@@ -74,11 +74,11 @@ def run(args) -> int:
     from edgeflow.model import FlowModel
 
     sizes = [parse_resolution(r) for r in args.resolution]
+    if args.plot:  # before minutes of measuring, not after
+        _require_matplotlib()
     from edgeflow.slo import parse_objectives
 
     objectives = parse_objectives(args.slo_p95_ms, args.slo_p99_ms)
-    if args.plot:  # before minutes of measuring, not after
-        _require_matplotlib()
     if args.warmup < 0:
         raise InputError("--warmup must be >= 0")
     iterations = args.iterations if args.iterations is not None else (None if args.duration else 50)
