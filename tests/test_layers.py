@@ -92,21 +92,8 @@ def test_cycle_finder_finds_a_cycle():
     assert cycles(g) == [["p.a", "p.b"]]
 
 
-#: Cycles known when this test landed, each inside one package, with what would end it. Anything
-#: else (or one of these reaching outside its package) fails.
-KNOWN_CYCLES = {
-    # the submodules read Layer / VERIFY_RTOL / EdgeflowCorrelation from the package's __init__
-    # (lazily); moving those into a module below both ends it.
-    "converters.recognize",
-}
-
-
-def tolerated(component: list[str]) -> bool:
-    return any(all(m == pkg or m.startswith(pkg + ".") for m in component) for pkg in KNOWN_CYCLES)
-
-
 def test_no_module_import_cycles(graph):
-    found = [component for component in cycles(graph) if not tolerated(component)]
+    found = cycles(graph)
     detail = []
     for component in found:
         members = set(component)

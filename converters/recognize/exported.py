@@ -18,6 +18,7 @@ import torch
 import torch.fx as fx
 
 from converters.recognize.apis import SAMPLER_CLASSES, Unsupported, sampler_attrs
+from converters.recognize.layers import VERIFY_RTOL, EdgeflowCorrelation, Layer
 
 MAX_DILATION_PATCH = 4
 
@@ -71,8 +72,6 @@ def _subgraph(gm: fx.GraphModule, nodes: list[fx.Node], inputs: list[fx.Node], o
 
 def _match(sub: fx.GraphModule, shapes, out_shape) -> tuple:
     """(attrs, swapped input order, max |diff|) of the edgeflow op that reproduces ``sub``."""
-    from converters.recognize import VERIFY_RTOL, EdgeflowCorrelation
-
     if len(out_shape) != 5 or out_shape[1] != out_shape[2]:
         raise Unsupported(f"output shape {tuple(out_shape)} is not the sampler's (B, P, P, H, W)")
     patch = int(out_shape[1])
@@ -98,8 +97,6 @@ def _match(sub: fx.GraphModule, shapes, out_shape) -> tuple:
 
 def rewrite_exported(gm: fx.GraphModule):
     """A copy of ``gm`` with each recognized correlation call replaced; returns (copy, layers)."""
-    from converters.recognize import Layer
-
     groups = _groups(gm.graph)
     if not groups:
         return gm, []

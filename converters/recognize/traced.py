@@ -17,6 +17,7 @@ import io
 import torch
 
 from converters.recognize.apis import SAMPLER_CLASSES, Unsupported, sampler_attrs
+from converters.recognize.layers import VERIFY_RTOL, Layer
 
 PATCH_CANDIDATES = (9, 7, 5, 3, 11, 13, 15, 17, 19, 21)
 DILATION_CANDIDATES = (1, 2)
@@ -76,15 +77,11 @@ def _close(want, got) -> float | None:
     if not isinstance(got, torch.Tensor) or got.shape != want.shape:
         return None
     diff = float((got.float() - want.float()).abs().max())
-    from converters.recognize import VERIFY_RTOL
-
     return diff if diff <= VERIFY_RTOL * max(float(want.float().abs().max()), 1e-6) else None
 
 
 def rewrite_traced(module: torch.jit.ScriptModule, example_inputs, runner):
     """(copy with recognized submodules rewritten or None, layers, paths left as they were)."""
-    from converters.recognize import Layer
-
     candidates = [(path, sub.original_name) for path, sub in module.named_modules()
                   if path and getattr(sub, "original_name", "") in SAMPLER_CLASSES]
     if not candidates:
