@@ -28,7 +28,7 @@ clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
 
 # Device installs, checked (issue 19). test-numpy1: the runtime wheel under NumPy 1.26 in a cached
-# venv (.ef_cache/numpy1-venv) gives the flows it gives under NumPy 2. test-aarch64: docs/deploy_pi.md
+# venv (/var/cache/edgeflow-numpy1, else .ef_cache/) gives the flows it gives under NumPy 2. test-aarch64: docs/deploy_pi.md
 # run as written on Debian bookworm arm64 under QEMU (root cached in $EF_AARCH64_CACHE, default
 # /var/cache/edgeflow-aarch64); it skips, saying why, without root or an arm64 binfmt handler
 # (scripts/aarch64/setup_host.sh installs one on Debian).
