@@ -27,6 +27,15 @@ def _onnx_run(path, a, b):
     return sess.run(None, {"a": a.numpy(), "b": b.numpy()})[0]
 
 
+def _assert_exports_like(model, rec, path, frames, nodes):
+    """Export the recognized copy: ``nodes`` Correlation nodes, and the graph computes what ``model`` does."""
+    a, b = frames
+    assert export_onnx(rec.module, (a, b), path, ["a", "b"], ["flow"]).correlation_nodes == nodes
+    with torch.no_grad():
+        want = model(a, b).numpy()
+    np.testing.assert_allclose(_onnx_run(path, a, b), want, rtol=1e-4, atol=1e-4)
+
+
 CASES = {
     # name: (layer, output channels, lite stride, expected api, expected attrs subset)
     "sampler": (lambda: L.SpatialCorrelationSampler(1, 9, 1, 0, 1), 81, None, "spatial-correlation-sampler", {"max_displacement": 4, "normalize": 0}),
@@ -72,11 +81,7 @@ def test_functional_forms_are_patched_only_in_the_copy(tmp_path):
     rec = recognize(model, (a, b))
     assert sorted(layer.path.rsplit(".", 1)[1] for layer in rec.replaced) == ["FunctionCorrelation", "spatial_correlation_sample"]
     assert L.spatial_correlation_sample.__module__ == L.__name__ and not hasattr(L.spatial_correlation_sample, "_edgeflow")
-    result = export_onnx(rec.module, (a, b), tmp_path / "f.onnx", ["a", "b"], ["flow"])
-    assert result.correlation_nodes == 2
-    with torch.no_grad():
-        want = model(a, b).numpy()
-    np.testing.assert_allclose(_onnx_run(tmp_path / "f.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+    _assert_exports_like(model, rec, tmp_path / "f.onnx", (a, b), nodes=2)
 
 
 def test_original_that_cannot_run_here_is_swapped_unverified():
@@ -118,10 +123,7 @@ def test_escape_hatch_declares_a_hand_written_layer(tmp_path):
     a, b = _frames()
     rec = declare(model, "matcher", (a, b), max_displacement=3)
     assert rec.layers[0].status == "replaced" and rec.layers[0].api == "declared"
-    assert export_onnx(rec.module, (a, b), tmp_path / "h.onnx", ["a", "b"], ["flow"]).correlation_nodes == 1
-    with torch.no_grad():
-        want = model(a, b).numpy()
-    np.testing.assert_allclose(_onnx_run(tmp_path / "h.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+    _assert_exports_like(model, rec, tmp_path / "h.onnx", (a, b), nodes=1)
 
 
 def test_escape_hatch_refuses_wrong_attributes_and_paths():
@@ -155,11 +157,7 @@ def test_trace_of_a_third_party_layer_is_rewritten_to_the_op(tmp_path):
     assert layer.status == "replaced" and layer.attrs.max_displacement == 6 and layer.attrs.stride2 == 2, rec.lines()
     assert "edgeflow::correlation" not in str(traced.inlined_graph), "the loaded trace itself is untouched"
     a, b = _frames()
-    result = export_onnx(rec.module, (a, b), tmp_path / "t.onnx", ["a", "b"], ["flow"])
-    assert result.correlation_nodes == 1
-    with torch.no_grad():
-        want = model(a, b).numpy()
-    np.testing.assert_allclose(_onnx_run(tmp_path / "t.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+    _assert_exports_like(model, rec, tmp_path / "t.onnx", (a, b), nodes=1)
 
 
 def test_trace_whose_layer_cannot_be_matched_warns_that_it_lost_the_correlation():
@@ -190,8 +188,4 @@ def test_pt2_program_groups_are_recognized_by_their_module_stack(tmp_path):
     rec = recognize(program, (a, b))
     assert [layer.status for layer in rec.layers] == ["replaced", "replaced"], rec.lines()
     assert {layer.attrs.stride2 for layer in rec.layers} == {2} and "call 2" in rec.layers[1].path
-    result = export_onnx(rec.module, (a, b), tmp_path / "m.onnx", ["a", "b"], ["flow"])
-    assert result.correlation_nodes == 2
-    with torch.no_grad():
-        want = model(a, b).numpy()
-    np.testing.assert_allclose(_onnx_run(tmp_path / "m.onnx", a, b), want, rtol=1e-4, atol=1e-4)
+    _assert_exports_like(model, rec, tmp_path / "m.onnx", (a, b), nodes=2)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +18,7 @@ from converters.zoo import (
 )
 from converters.zoo.complexity import count_macs, count_parameters
 from converters.zoo.layers import backward_warp, upsample_flow
+from zoo_checks import frames, load_models, whole_and_split
 
 torch.set_num_threads(1)
 NAMES = ["pwc", "pwc-lite", "flownetc-s"]
@@ -26,23 +26,14 @@ NAMES = ["pwc", "pwc-lite", "flownetc-s"]
 
 @pytest.fixture(scope="module")
 def models():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return {name: get_model(name).eval() for name in NAMES}
-
-
-def frames(height, width, batch=1, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return (torch.rand(batch, 3, height, width, generator=gen) * 255, torch.rand(batch, 3, height, width, generator=gen) * 255)
+    return load_models(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_shapes_and_split_at_320x256(models, name):
     model = models[name]
     f1, f2 = frames(256, 320)
-    with torch.no_grad():
-        flow = model(f1, f2)
-        split = model.decoder(model.encoder(f1), model.encoder(f2))
+    flow, split = whole_and_split(model, f1, f2)
     assert flow.shape == (1, 2, 256, 320) and flow.dtype == torch.float32
     assert torch.isfinite(flow).all()
     torch.testing.assert_close(split, flow, rtol=0, atol=0)

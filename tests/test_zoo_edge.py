@@ -13,30 +13,23 @@ import torch
 from converters.train.loss import PWC_ALPHAS, multiscale_loss
 from converters.zoo import MODELS, RandomWeightsWarning, build_model, correlation_attributes, get_model
 from converters.zoo.complexity import count_macs, count_parameters
+from zoo_checks import frames, load_models, whole_and_split
 
 torch.set_num_threads(1)
 NAMES = ["neuflow-lite", "rapid-lite", "fastflow-lite"]
 
 
-def frames(height, width, batch=1, seed=0):
-    gen = torch.Generator().manual_seed(seed)
-    return tuple(torch.rand(batch, 3, height, width, generator=gen) * 255 for _ in range(2))
-
-
 @pytest.fixture(scope="module")
 def models():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RandomWeightsWarning)
-        return {name: get_model(name, pretrained=False).eval() for name in NAMES}
+    return load_models(NAMES, pretrained=False)
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_split_is_exact_and_batches_agree(models, name):
     model = models[name]
     f1, f2 = frames(96, 160, batch=2)
+    flow, split = whole_and_split(model, f1, f2)
     with torch.no_grad():
-        flow = model(f1, f2)
-        split = model.decoder(model.encoder(f1), model.encoder(f2))
         single = model(f1[1:], f2[1:])
     assert flow.shape == (2, 2, 96, 160) and torch.isfinite(flow).all()
     torch.testing.assert_close(split, flow, rtol=0, atol=0)
