@@ -9,8 +9,6 @@ with ``valid: false``, which the runtime refuses, and convert exits non-zero.
 
 from __future__ import annotations
 
-import dataclasses
-
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +31,9 @@ OUTPUT_NAMES = ["flow"]
 
 
 @dataclass
-class ConvertOptions:
+class ConvertOptions(QuantizeRequest):
+    """Everything one conversion needs; the quantization flags come from :class:`QuantizeRequest` (keyword-only)."""
+
     model: str
     out: Path | None = None
     height: int = 240
@@ -52,15 +52,8 @@ class ConvertOptions:
     # Correlation function body for onnxruntime: "band_matmul" (converters.ops.band_correlation,
     # several times faster on CPUs) or None to keep the exporter's formulation.
     cpu_correlation: str | None = "band_matmul"
-    # Lower precision (converters.quantize.pipeline) and pruning (converters.prune).
-    int8: bool = False
-    fp16: bool = False
-    calib: str | None = None
-    calib_frames: int = 32
-    calib_method: str = "minmax"
-    per_channel: bool = True
-    int8_scheme: str | None = None
-    max_epe_increase: str | None = None  # None: converters.quantize.guard.DEFAULT_MAX_EPE_INCREASE
+    # Lower precision: the keyword-only fields inherited from QuantizeRequest (int8, fp16, calib, ...).
+    # Pruning (converters.prune):
     prune: float | None = None
     finetune_steps: int = 0
     latency_threads: int | None = None
@@ -74,10 +67,6 @@ class ConvertOptions:
     std: tuple | None = None
     profile_ops: bool = True  # report the slowest ops of the converted graph (onnxruntime profiler)
     force: bool = False  # replace --out even when it is not empty and not a previous artifact (edgeflow.artifact)
-
-    @property
-    def precision(self) -> str:
-        return _quantize_request(self).precision
 
 
 @dataclass
@@ -256,11 +245,6 @@ def _budget(opts: ConvertOptions) -> str:
     return EpeBudget.parse(opts.max_epe_increase).describe()
 
 
-def _quantize_request(opts: ConvertOptions) -> QuantizeRequest:
-    """The quantization flags of ``opts``: every QuantizeRequest field has its twin in ConvertOptions."""
-    return QuantizeRequest(**{f.name: getattr(opts, f.name) for f in dataclasses.fields(QuantizeRequest)})
-
-
 def _quant_note(quant) -> str:
     acc = quant.accuracy.get(quant.precision, {})
     text = f"EPE vs FP32 {acc.get('epe_vs_fp32', float('nan')):.3f} px"
@@ -436,7 +420,7 @@ class ConvertJob:
 
                 with steps.step(f"Quantizing to {opts.precision.upper()} (accuracy guard {_budget(opts)})"):
                     try:
-                        quant = quantize_stage(_quantize_request(opts), writer, module, pad_multiple, opts.height, opts.width,
+                        quant = quantize_stage(opts, writer, module, pad_multiple, opts.height, opts.width,
                                                evaluator, graphs["split"], quiet=opts.quiet)
                     except AccuracyBudgetError as err:
                         valid, reason = False, str(err)

@@ -26,8 +26,10 @@ from converters.quantize.guard import AccuracyBudgetError, AccuracyGuard, EpeBud
 from converters.variants import Variant
 
 
-@dataclass
+@dataclass(kw_only=True)
 class QuantizeRequest:
+    """The quantization flags; ``converters.convert.ConvertOptions`` extends this class, so each flag is declared once."""
+
     int8: bool = False
     fp16: bool = False
     calib: str | None = None
