@@ -97,3 +97,28 @@ def test_default_is_a_zoo_name_next_to_pwc_lite():
         warnings.simplefilter("ignore", RandomWeightsWarning)
         model = get_model("default")
     assert model.zoo_name == "default" and isinstance(model, entry.model_class)
+
+
+def test_neuflow_optional_quarter_level_is_split_exact_and_exports(tmp_path):
+    """``refine4`` (the 1/4 level under test for trainability, docs/model_card_default.md)."""
+    import dataclasses
+
+    ort = pytest.importorskip("onnxruntime")
+    from converters.export import export_onnx
+    from converters.zoo.neuflow import NEUFLOW_LITE_CONFIG, NeuFlowNet
+
+    model = NeuFlowNet(dataclasses.replace(NEUFLOW_LITE_CONFIG, refine4=(32, 16))).eval()
+    f1, f2 = frames(64, 96)
+    with torch.no_grad():
+        flow, pyramid = model(f1, f2, return_pyramid=True)
+        split = model.decoder(model.encoder(f1), model.encoder(f2))
+    torch.testing.assert_close(split, flow, rtol=0, atol=0)
+    assert [64 // p.shape[-2] for p in pyramid] == [16, 8, 4]
+    dyn = {n: {2: "height", 3: "width"} for n in ("frame1", "frame2", "flow")}
+    export_onnx(model, (f1, f2), tmp_path / "m.onnx", ["frame1", "frame2"], ["flow"], dyn)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    g1, g2 = frames(96, 128, seed=4)
+    with torch.no_grad():
+        expected = model(g1, g2).numpy()
+    np.testing.assert_allclose(session.run(None, {"frame1": g1.numpy(), "frame2": g2.numpy()})[0], expected,
+                               rtol=1e-3, atol=1e-3)

@@ -53,6 +53,9 @@ class NeuFlowConfig:
     #: for the 1/8 estimator, in place of the raw 1/8 features: work moved from the pair decoder
     #: to the cacheable per-frame encoder (0: the estimator reads the raw features).
     context8: int = 0
+    #: Widths of an optional 1/4 refinement level (radius-2 correlation on the 1/4 features; empty:
+    #: off, output at 1/8). Experimental: tests whether a 1/4 level makes the network trainable.
+    refine4: tuple[int, ...] = ()
 
     def __post_init__(self):
         if len(self.channels) != 4 or len(self.convs) != 4 or min(self.convs) < 1:
@@ -94,18 +97,24 @@ class NeuFlowEncoder(nn.Module):
         else:
             self.feature_channels = (config.channels[2], config.context8, config.channels[3])
             self.feature_strides = (8, 8, 16)
+        self.with4 = bool(config.refine4)
+        if self.with4:  # the 1/4 features go last, so the other indices keep their meaning
+            self.feature_channels += (config.channels[1],)
+            self.feature_strides += (4,)
 
     def forward(self, frame: torch.Tensor) -> list[torch.Tensor]:
         """``[f8, f16]``, or ``[f8, context8, f16]`` with ``config.context8``."""
         x = normalize_frames(frame)
-        features = []
+        features, quarter = [], None
         for index, stage in enumerate(self.stages):
             x = stage(x)
+            if index == 1:
+                quarter = x
             if index == 2 and self.context is not None:
                 features += [x, self.context(x)]
             elif index >= 2:
                 features.append(x)
-        return features
+        return features + [quarter] if self.with4 else features
 
 
 class Estimator(nn.Module):
@@ -158,12 +167,19 @@ class NeuFlowDecoder(nn.Module):
         self.estimator8 = Estimator(cost8 + c8 + 4, config.decoder8, act)
         self.context = Context(self.estimator8.out_channels, config.context, config.context_dilations, act) \
             if config.context else None
+        self.refine4 = None
+        if config.refine4:
+            last = 3 if self.has_context else 2
+            self.used_feats1 += (last,)
+            self.used_feats2 += (last,)
+            self.corr4 = Correlation(max_displacement=2, kernel_size=1, stride1=1, stride2=1, pad_size=2)
+            self.refine4 = Estimator(25 + config.channels[1] + 2, config.refine4, act)
 
     def forward(self, feats1, feats2, return_pyramid: bool = False):
         if self.has_context:
-            (f1_8, ctx, f1_16), (f2_8, f2_16) = feats1, (feats2[0], feats2[2])
+            (f1_8, ctx, f1_16), (f2_8, f2_16) = feats1[:3], (feats2[0], feats2[2])
         else:
-            (f1_8, f1_16), (f2_8, f2_16) = feats1, feats2
+            (f1_8, f1_16), (f2_8, f2_16) = feats1[:2], feats2[:2]
             ctx = f1_8
         cost = self.activation(self.corr16(f1_16, f2_16))
         flow16, features = self.estimator16(torch.cat([cost, f1_16], dim=1))
@@ -174,8 +190,16 @@ class NeuFlowDecoder(nn.Module):
         flow8 = up_flow + residual
         if self.context is not None:
             flow8 = flow8 + self.context(features)
-        full = upsample_flow(flow8, 8)
-        return (full, [flow16, flow8]) if return_pyramid else full
+        if self.refine4 is None:
+            full = upsample_flow(flow8, 8)
+            return (full, [flow16, flow8]) if return_pyramid else full
+        f1_4, f2_4 = feats1[-1], feats2[-1]
+        up4 = upsample_flow(flow8)
+        cost = self.activation(self.corr4(f1_4, backward_warp(f2_4, up4)))
+        residual, _ = self.refine4(torch.cat([cost, f1_4, up4], dim=1))
+        flow4 = up4 + residual
+        full = upsample_flow(flow4, 4)
+        return (full, [flow16, flow8, flow4]) if return_pyramid else full
 
 
 class NeuFlowNet(FlowModel):
