@@ -9,6 +9,7 @@ with ``valid: false``, which the runtime refuses, and convert exits non-zero.
 
 from __future__ import annotations
 
+import logging
 import platform
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from edgeflow.errors import EdgeflowError, first_line
 
 INPUT_NAMES = ["frame1", "frame2"]
 OUTPUT_NAMES = ["flow"]
+log = logging.getLogger("edgeflow.converters.convert")
 
 
 @dataclass
@@ -333,12 +335,11 @@ def _profile(writer, evaluator, pad_multiple: int, conventions, opts: ConvertOpt
         return {"error": first_line(err)}
 
 
-def _print_lines(lines, quiet: bool) -> None:
-    import sys
-
+def _log_lines(lines, quiet: bool) -> None:
+    """A step's detail lines (recognized layers, notes, slowest ops), indented under the step."""
     if not quiet:
         for line in lines:
-            print(f"      {line}", file=sys.stderr, flush=True)
+            log.info("      %s", line)
 
 
 class ConvertJob:
@@ -360,7 +361,7 @@ class ConvertJob:
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
         with steps.step("Looking for correlation layers and input conventions"):
             plan = _byo_stage(loaded, module, pad_multiple, opts, steps)
-        _print_lines(plan.notes + (plan.recognition.lines() if plan.recognition else []) + plan.warnings, opts.quiet)
+        _log_lines(plan.notes + (plan.recognition.lines() if plan.recognition else []) + plan.warnings, opts.quiet)
         module, reference, pad_multiple = plan.export_module, plan.reference, plan.pad_multiple
         conventions = _conventions(plan)
         name = loaded.name or loaded.arch or Path(str(opts.model)).stem
@@ -380,7 +381,7 @@ class ConvertJob:
                 if opts.cpu_correlation:
                     graphs["correlation_body"] = use_cpu_correlation(writer, graphs["split"])
                 steps.note(f"{graphs['correlation_nodes']} Correlation node(s)" + (", encoder/decoder split" if graphs["split"] else ""))
-            _print_lines([w for w in [_zero_node_warning(plan, graphs["correlation_nodes"])] if w], opts.quiet)
+            _log_lines([w for w in [_zero_node_warning(plan, graphs["correlation_nodes"])] if w], opts.quiet)
             with steps.step("Checking parity against PyTorch on real frames"):
                 pairs = real_frame_pairs(opts.height, opts.width, opts.parity_pairs)
                 # Against the ORIGINAL model (recognized layers are swapped only in the exported copy),
@@ -404,7 +405,7 @@ class ConvertJob:
                     h1, w1 = _net_hw(opts, pad_multiple)
                     plan.notes.append(f"the graph is exact at {w1}x{h1} but not at {w2}x{h2} (sizes computed in Python are "
                                       f"baked into the export): exported for {w1}x{h1} only, other frame sizes are resized")
-                    _print_lines(plan.notes[-1:], opts.quiet)
+                    _log_lines(plan.notes[-1:], opts.quiet)
                 if graphs["split"]:
                     results["encoder_decoder"] = check_split_parity(module, writer, pairs, pad_multiple, opts)
                 parity_info = {k: r.as_dict() for k, r in results.items()}
@@ -445,7 +446,7 @@ class ConvertJob:
             if (report.get("slowest_ops") or {}).get("ops"):
                 from converters.byo import slowest_ops_lines
 
-                _print_lines(slowest_ops_lines(report["slowest_ops"]), opts.quiet)
+                _log_lines(slowest_ops_lines(report["slowest_ops"]), opts.quiet)
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
                 manifest["preprocessing"].update(plan.preprocessing)

@@ -2,38 +2,43 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from contextlib import contextmanager
 
+log = logging.getLogger("edgeflow.converters.progress")
+
 
 class Steps:
-    """``with steps.step("Exporting ONNX"): ...`` prints ``[2/6] Exporting ONNX ... done (1.3 s)``."""
+    """``with steps.step("Exporting ONNX"): ...`` logs ``[2/6] Exporting ONNX ...`` when the step
+    starts and ``[2/6] done (1.3 s)`` when it ends, at INFO on ``edgeflow.converters.progress``:
+    the CLI's console handler shows them (not with ``--quiet``), a Python caller sees them once it
+    configures logging. ``quiet`` silences them at the source too."""
 
-    def __init__(self, total: int, stream=None, quiet: bool = False):
+    def __init__(self, total: int, quiet: bool = False):
         self.total = total
         self.index = 0
-        self.stream = stream or sys.stderr
         self.quiet = quiet
 
-    def _print(self, text: str, end: str = "\n") -> None:
+    def _log(self, text: str) -> None:
         if not self.quiet:
-            print(text, end=end, file=self.stream, flush=True)
+            log.info("[%d/%d] %s", self.index, self.total, text)
 
     @contextmanager
     def step(self, title: str):
         self.index += 1
-        self._print(f"[{self.index}/{self.total}] {title} ...", end="")
+        self._log(f"{title} ...")
         start = time.perf_counter()
         self.detail = ""
         try:
             yield self
         except BaseException:
-            self._print(" failed")
+            self._log("failed")
             raise
         took = time.perf_counter() - start
         extra = f": {self.detail}" if self.detail else ""
-        self._print(f" done ({took:.1f} s){extra}")
+        self._log(f"done ({took:.1f} s){extra}")
 
     def note(self, detail: str) -> None:
         """A short result shown after 'done' (e.g. 'max |diff| 2e-6 px')."""

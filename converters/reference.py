@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 from pathlib import Path
 
 import numpy as np
 
 from edgeflow import drift
+
+log = logging.getLogger("edgeflow.converters.reference")
 
 #: Synthetic generator pairs added to the evaluation set (more frames: steadier quantiles).
 GENERATOR_PAIRS = 16
@@ -105,9 +108,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clip", help="take the frames from this video instead of the convert-time frames")
     args = ap.parse_args(argv)
     ref = add_reference(args.artifact, args.clip)
-    print(f"input_reference: {ref['frames']} frames, {ref['flows']} flows ({ref['source']}) -> {args.artifact / 'manifest.json'}")
+    log.info("input_reference: %s frames, %s flows (%s) -> %s", ref["frames"], ref["flows"], ref["source"], args.artifact / "manifest.json")
     return 0
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a script: its messages on stderr
     raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""The conversion report: one row per produced variant, printed and stored in report.json."""
+"""The conversion report: one row per produced variant, shown by the CLI and stored in report.json."""
 
 from __future__ import annotations
 
@@ -28,9 +28,12 @@ def conversion_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def print_conversion_report(result) -> None:
+def conversion_report_text(result) -> str:
+    """The table and, for split artifacts, the feature-caching line: the CLI prints it on stdout
+    (it is the command's result, not progress)."""
     from converters.caching import caching_summary
 
-    print(conversion_table(result.report))
+    lines = [conversion_table(result.report)]
     if result.report.get("feature_caching"):
-        print(caching_summary(result.report["feature_caching"]))
+        lines.append(caching_summary(result.report["feature_caching"]))
+    return "\n".join(lines)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from edgeflow.synthetic import SyntheticSequence
+
+log = logging.getLogger("edgeflow.converters.sample_clip")
 
 DEFAULT_OUT = Path(__file__).resolve().parents[1] / "edgeflow" / "data" / "sample.mp4"
 
@@ -47,9 +50,10 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args(argv)
     path = write_clip(args.out, frames=args.frames, seed=args.seed)
-    print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
+    log.info("wrote %s (%.0f kB)", path, path.stat().st_size / 1e3)
     return 0
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a script: its messages on stderr
     raise SystemExit(main())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from converters.caching import caching_estimate, caching_summary
-from converters.report import print_conversion_report
+from converters.report import conversion_report_text
 
 
 def test_report_carries_the_caching_estimate(small_artifact):
@@ -34,10 +34,9 @@ def test_estimate_drives_the_split_like_the_runtime(small_artifact):
     assert line.startswith("feature caching: encoder ") and f"{est['gain_bound']:.2f}x" in line
 
 
-def test_convert_prints_the_caching_line(small_artifact, capsys):
+def test_convert_report_has_the_caching_line(small_artifact):
     class Result:
         report = json.loads((small_artifact / "report.json").read_text())
 
-    print_conversion_report(Result())
-    out = capsys.readouterr().out
+    out = conversion_report_text(Result())
     assert "feature caching: encoder" in out and "whole pair" in out

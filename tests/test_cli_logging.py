@@ -7,23 +7,33 @@ import ast
 import logging
 from pathlib import Path
 
+import converters
 import edgeflow
+from converters.progress import Steps
 from edgeflow.cli import console_logging, main
 from tiny_flow_artifact import build_tiny_artifact
 
 PACKAGE = Path(edgeflow.__file__).parent
+TOOLCHAIN = Path(converters.__file__).parent
 
 
 def _library_files():
-    """The runtime library: edgeflow/ less the CLI (cli.py, commands/) and script entry points (__main__.py)."""
+    """The runtime library (edgeflow/ less the CLI: cli.py, commands/) and the toolchain library
+    (converters/ less train/ and zoo/, whose training scripts report to a terminal), script entry
+    points (__main__.py) aside."""
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
         if rel.parts[0] == "commands" or rel.name in ("cli.py", "__main__.py"):
             continue
         yield path
+    for path in sorted(TOOLCHAIN.rglob("*.py")):
+        rel = path.relative_to(TOOLCHAIN)
+        if rel.parts[0] in ("train", "zoo") or rel.name == "__main__.py":
+            continue
+        yield path
 
 
-def test_no_print_calls_in_runtime_library_modules():
+def test_no_print_calls_in_library_modules():
     found = []
     for path in _library_files():
         for node in ast.walk(ast.parse(path.read_text())):
@@ -55,3 +65,23 @@ def test_cli_run_shows_the_drift_note_through_logging(tmp_path, capsys):
     assert capsys.readouterr().err.count("no drift reference") == 1
     assert main(args + ["--quiet"]) == 0
     assert "no drift reference" not in capsys.readouterr().err
+
+
+def test_convert_progress_goes_through_the_console_handler(capsys):
+    """Convert's step lines are log records: shown by the CLI's handler, gone with --quiet."""
+    for quiet in (False, True):
+        undo = console_logging(quiet=quiet)
+        try:
+            steps = Steps(2)
+            with steps.step("Exporting ONNX"):
+                steps.note("1 correlation node")
+        finally:
+            undo()
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        lines = captured.err.splitlines()
+        if quiet:
+            assert lines == []
+        else:
+            assert lines[0] == "[1/2] Exporting ONNX ..." and lines[1].startswith("[1/2] done (")
+            assert lines[1].endswith("s): 1 correlation node")

@@ -139,7 +139,7 @@ def run(args) -> int:
     from converters.byo import parse_triplet
     from converters.convert import ConvertJob, ConvertOptions
     from converters.quantize.guard import EpeBudget
-    from converters.report import print_conversion_report
+    from converters.report import conversion_report_text
     from edgeflow.errors import InputError
 
     EpeBudget.parse(args.max_epe_increase)  # bad values fail before minutes of export
@@ -162,7 +162,7 @@ def run(args) -> int:
         profile_ops=not args.no_profile, force=args.force,
     )
     result = ConvertJob(opts).run()
-    print_conversion_report(result)
+    print(conversion_report_text(result))
     if args.target == "tensorrt":
         from edgeflow.tensorrt_engines import add_engines_after_convert
 
