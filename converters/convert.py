@@ -26,6 +26,7 @@ from converters.variants import Variant, measure_variants
 from edgeflow.artifact import ArtifactWriter, check_output_dir
 from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
 from edgeflow.errors import EdgeflowError, first_line
+from edgeflow.tensorrt_engines import TensorRTOptions, TensorRTResult
 
 INPUT_NAMES = ["frame1", "frame2"]
 OUTPUT_NAMES = ["flow"]
@@ -69,6 +70,9 @@ class ConvertOptions(QuantizeRequest):
     std: tuple | None = None
     profile_ops: bool = True  # report the slowest ops of the converted graph (onnxruntime profiler)
     force: bool = False  # replace --out even when it is not empty and not a previous artifact (edgeflow.artifact)
+    # TensorRT engines built on this machine after the ONNX artifact is written (edgeflow.tensorrt_engines);
+    # None: ONNX only. Checked before the conversion starts, so a machine without TensorRT fails at once.
+    tensorrt: TensorRTOptions | None = None
 
 
 @dataclass
@@ -78,6 +82,7 @@ class ConvertResult:
     manifest: dict
     report: dict
     parity: dict = field(default_factory=dict)
+    tensorrt: TensorRTResult | None = None  # the engines' record, when ConvertOptions.tensorrt asked for them
 
 
 def _tool_versions(opset: int) -> dict:
@@ -352,6 +357,10 @@ class ConvertJob:
         from converters.load import load_model
 
         opts = self.opts
+        if opts.tensorrt is not None:  # fail before a long conversion when no engine can be built here
+            from edgeflow.tensorrt_engines import preflight
+
+            preflight()
         torch.manual_seed(0)
         steps = Steps(6 + bool(opts.prune) + (opts.precision != "fp32"), quiet=opts.quiet)
         with steps.step(f"Loading {opts.model}"):
@@ -470,7 +479,12 @@ class ConvertJob:
             if reason and reason.startswith("parity"):
                 raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.tol_epe} px, max {opts.tol_max_abs} px)")
             raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid")
-        return ConvertResult(out, valid, manifest, report, parity_info)
+        engines = None
+        if opts.tensorrt is not None:
+            from edgeflow.tensorrt_engines import add_engines_after_convert
+
+            engines = add_engines_after_convert(out, opts.tensorrt)
+        return ConvertResult(out, valid, manifest, report, parity_info, engines)
 
     def _caching(self, writer, evaluator, pad_multiple) -> dict:
         """Encoder / decoder / whole-pair timings of the stored graphs: the gain feature caching will give."""

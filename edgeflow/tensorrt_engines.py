@@ -390,10 +390,11 @@ def run_artifact_target(args) -> int:
     return 0
 
 
-def add_engines_after_convert(out: Path, args) -> TensorRTResult:
-    """The stage after ``convert MODEL`` wrote a valid ONNX artifact; a failure leaves that artifact usable."""
+def add_engines_after_convert(out: Path, opts: TensorRTOptions) -> TensorRTResult:
+    """ConvertJob's last stage (``ConvertOptions.tensorrt``), after it wrote a valid ONNX artifact;
+    a failure leaves that artifact usable and says how to retry on it."""
     try:
-        result = add_tensorrt_engines(out, options_from_args(args))
+        result = add_tensorrt_engines(out, opts)
     except EdgeflowError as err:
         raise type(err)(f"{err} (the ONNX artifact {out} is valid; after fixing this, run "
                         f"`edgeflow convert {out} --target tensorrt`)") from None

@@ -182,6 +182,18 @@ def test_target_tensorrt_without_tensorrt_is_one_line(small_artifact, tmp_path):
     assert not (tmp_path / "never").exists()  # refused before converting anything
 
 
+@pytest.mark.skipif(_tensorrt_installed(), reason="tensorrt is installed here: the missing-TensorRT error cannot happen")
+def test_convert_job_builds_engines_as_its_own_stage(tmp_path):
+    """A Python user of ConvertJob gets the TensorRT stage too (not only the CLI): asked for
+    without TensorRT, the job refuses before converting anything."""
+    from converters.convert import ConvertJob, ConvertOptions
+
+    opts = ConvertOptions("pwc-lite", out=tmp_path / "never", height=64, width=64, quiet=True, tensorrt=TensorRTOptions())
+    with pytest.raises(EdgeflowError, match="pip install tensorrt"):
+        ConvertJob(opts).run()
+    assert not (tmp_path / "never").exists()
+
+
 @pytest.mark.skipif(_tensorrt_installed(), reason="tensorrt is installed here: the build would start")
 def test_on_device_path_never_imports_torch(small_artifact):
     """`convert ARTIFACT --target tensorrt` runs on a Jetson without torch: it must get as far as TensorRT."""

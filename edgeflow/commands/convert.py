@@ -132,15 +132,12 @@ def run(args) -> int:
         from edgeflow.tensorrt_engines import run_artifact_target
 
         return run_artifact_target(args)
-    if args.target == "tensorrt":  # fail before a long conversion when no engine can be built here
-        from edgeflow.tensorrt_engines import preflight
-
-        preflight()
     from converters.byo import parse_triplet
     from converters.convert import ConvertJob, ConvertOptions
     from converters.quantize.guard import EpeBudget
     from converters.report import conversion_report_text
     from edgeflow.errors import InputError
+    from edgeflow.tensorrt_engines import options_from_args
 
     EpeBudget.parse(args.max_epe_increase)  # bad values fail before minutes of export
     if args.prune is not None and not 0.0 < args.prune < 1.0:
@@ -160,12 +157,9 @@ def run(args) -> int:
         recognize=not args.no_recognize, correlations=list(args.correlation), input_layout=args.input_layout,
         input_range=args.input_range, color_order=args.color_order, mean=parse_triplet(args.mean), std=parse_triplet(args.std),
         profile_ops=not args.no_profile, force=args.force,
+        tensorrt=options_from_args(args) if args.target == "tensorrt" else None,  # ConvertJob checks, builds, reports
     )
     result = ConvertJob(opts).run()
     print(conversion_report_text(result))
-    if args.target == "tensorrt":
-        from edgeflow.tensorrt_engines import add_engines_after_convert
-
-        add_engines_after_convert(result.out, args)
     print(f"done: {result.out}")
     return 0
