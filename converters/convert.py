@@ -9,6 +9,7 @@ with ``valid: false``, which the runtime refuses, and convert exits non-zero.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 from dataclasses import dataclass, field
@@ -25,12 +26,24 @@ from converters.validate import ParityResult, check_parity, real_frame_pairs
 from converters.variants import Variant, measure_variants
 from edgeflow.artifact import ArtifactWriter, check_output_dir
 from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
-from edgeflow.errors import EdgeflowError, first_line
+from edgeflow.errors import EdgeflowError, InputError, first_line
 from edgeflow.tensorrt_engines import TensorRTOptions, TensorRTResult
 
 INPUT_NAMES = ["frame1", "frame2"]
 OUTPUT_NAMES = ["flow"]
 log = logging.getLogger("edgeflow.converters.convert")
+
+
+#: What each output precision accepts (the idea of Ultralytics' ``export_formats()``: one table, read by
+#: one validation step, :meth:`ConvertOptions.validate`). An option set away from its default for a
+#: precision that does not list it is a one-line error naming the flag, instead of being ignored.
+PRECISION_OPTIONS = {
+    "fp32": (),
+    "fp16": ("max_epe_increase", "tensorrt.dla_core"),
+    "int8": ("calib", "calib_frames", "calib_method", "per_channel", "int8_scheme", "max_epe_increase", "tensorrt.dla_core"),
+}
+#: The CLI flag a person types for an option, where it is not ``--`` + the name with dashes.
+OPTION_FLAGS = {"per_channel": "--per-tensor", "tensorrt.dla_core": "--dla"}
 
 
 @dataclass
@@ -73,6 +86,29 @@ class ConvertOptions(QuantizeRequest):
     # TensorRT engines built on this machine after the ONNX artifact is written (edgeflow.tensorrt_engines);
     # None: ONNX only. Checked before the conversion starts, so a machine without TensorRT fails at once.
     tensorrt: TensorRTOptions | None = None
+
+    def validate(self) -> ConvertOptions:
+        """Every option checked in one place, before any work (ConvertJob.run calls it; so does the CLI
+        through it): ranges, and what the chosen precision accepts (``PRECISION_OPTIONS``)."""
+        from converters.quantize.guard import EpeBudget
+
+        EpeBudget.parse(self.max_epe_increase)
+        if self.prune is not None and not 0.0 < self.prune < 1.0:
+            raise InputError(f"--prune takes a fraction of channels to remove in (0, 1), got {self.prune}")
+        if self.calib_frames < 1:
+            raise InputError(f"--calib-frames must be >= 1, got {self.calib_frames}")
+        defaults = {f.name: f.default for f in dataclasses.fields(QuantizeRequest)}
+        values = dict(vars(self))
+        if self.tensorrt is not None:
+            values["tensorrt.dla_core"], defaults["tensorrt.dla_core"] = self.tensorrt.dla_core, None
+        accepted = PRECISION_OPTIONS[self.precision]
+        for name in sorted({n for names in PRECISION_OPTIONS.values() for n in names}):
+            if name in defaults and values.get(name) != defaults[name] and name not in accepted:
+                takers = [p for p, names in PRECISION_OPTIONS.items() if name in names]
+                flag = OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
+                raise InputError(f"{flag} applies to {' and '.join(p.upper() for p in takers)} conversions, not "
+                                 f"{self.precision.upper()}: add {' or '.join('--' + p for p in takers[::-1])}, or drop {flag}")
+        return self
 
 
 @dataclass
@@ -356,7 +392,7 @@ class ConvertJob:
     def run(self) -> ConvertResult:
         from converters.load import load_model
 
-        opts = self.opts
+        opts = self.opts.validate()
         if opts.tensorrt is not None:  # fail before a long conversion when no engine can be built here
             from edgeflow.tensorrt_engines import preflight
 

@@ -46,3 +46,35 @@ def test_help_texts():
     assert r.returncode == 0 and "--trust-pickle" in r.stdout and "zoo name" in r.stdout
     r = _cli("--help")
     assert r.returncode == 0 and "convert" in r.stdout
+
+
+def test_options_a_precision_does_not_take_are_one_line_errors_before_any_work(tmp_path):
+    for args, flag, fix in ((["--calib", str(tmp_path / "drive.mp4")], "--calib", "--int8"),
+                            (["--fp16", "--per-tensor"], "--per-tensor", "--int8"),
+                            (["--prune", "1.5"], "--prune", "(0, 1)")):
+        r = _cli("convert", "pwc-lite", "--out", str(tmp_path / "never"), *args)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr and fix in r.stderr, r.stderr
+    assert not (tmp_path / "never").exists()
+
+
+def test_every_option_in_the_precision_table_is_checked():
+    """ConvertOptions.validate reads PRECISION_OPTIONS: each option, set for a precision that does
+    not list it, is refused; set for one that does, accepted."""
+    from converters.convert import PRECISION_OPTIONS, ConvertOptions
+    from edgeflow.errors import InputError
+    from edgeflow.tensorrt_engines import TensorRTOptions
+
+    changed = {"calib": "drive.mp4", "calib_frames": 8, "calib_method": "entropy", "per_channel": False,
+               "int8_scheme": "s8s8", "max_epe_increase": "3%", "tensorrt.dla_core": 0}
+    assert set(changed) == {n for names in PRECISION_OPTIONS.values() for n in names}
+    flags = {"fp32": {}, "fp16": {"fp16": True}, "int8": {"int8": True}}
+    for precision, accepted in PRECISION_OPTIONS.items():
+        for name, value in changed.items():
+            kw = {"tensorrt": TensorRTOptions(dla_core=value)} if name.startswith("tensorrt.") else {name: value}
+            opts = ConvertOptions("pwc-lite", **flags[precision], **kw)
+            if name in accepted:
+                opts.validate()
+            else:
+                with pytest.raises(InputError, match="applies to"):
+                    opts.validate()

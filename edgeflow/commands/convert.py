@@ -134,16 +134,8 @@ def run(args) -> int:
         return run_artifact_target(args)
     from converters.byo import parse_triplet
     from converters.convert import ConvertJob, ConvertOptions
-    from converters.quantize.guard import EpeBudget
     from converters.report import conversion_report_text
-    from edgeflow.errors import InputError
     from edgeflow.tensorrt_engines import options_from_args
-
-    EpeBudget.parse(args.max_epe_increase)  # bad values fail before minutes of export
-    if args.prune is not None and not 0.0 < args.prune < 1.0:
-        raise InputError(f"--prune takes a fraction of channels to remove in (0, 1), got {args.prune}")
-    if args.calib_frames < 1:
-        raise InputError(f"--calib-frames must be >= 1, got {args.calib_frames}")
 
     opts = ConvertOptions(
         model=args.model, out=args.out, height=args.height, width=args.width, opset=args.opset,
