@@ -82,7 +82,9 @@ def parse_sink_uri(uri, kind: str | None = None) -> ParsedSink:
         for name, spec in SINKS.items():
             if scheme in spec.schemes and kind in (None, name):
                 where, _, query = rest.partition("?")
-                return ParsedSink(name, _host_port(where.rstrip("/"), text, spec.example), dict(parse_qsl(query)))
+                address = parse_host_port(where.rstrip("/"), f"{text!r}: expected HOST:PORT with a port 0..65535 "
+                                                             f"(0: any free port), e.g. {spec.example}")
+                return ParsedSink(name, address, dict(parse_qsl(query)))
         raise InputError(f"unknown sink scheme '{scheme}://' in {text!r}; supported: {supported_text()}")
     return _file_sink(text, kind, text)
 
@@ -102,16 +104,20 @@ def _file_sink(text: str, kind: str | None, uri: str) -> ParsedSink:
                      f"supported: {supported_text()}")
 
 
-def _host_port(where: str, uri: str, example: str) -> tuple[str, int]:
-    host, sep, port = where.rpartition(":")
+def parse_host_port(text: str, error: str, *, bare: str = "host") -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too; an empty host is 127.0.0.1, port 0 any free one) for every
+    server the runtime opens (``prometheus://``, ``http://``, ``--serve``). A text without a colon is
+    the host (``bare="host"``, then the port is missing) or the port (``bare="port"``). ``error`` is
+    the one line raised when the port is not 0..65535."""
+    host, sep, port = text.rpartition(":")
     if not sep:
-        host, port = where, ""
+        host, port = (text, "") if bare == "host" else ("", text)
     try:
         number = int(port)
     except ValueError:
         number = -1
     if not 0 <= number <= 65535:
-        raise InputError(f"{uri!r}: expected HOST:PORT with a port 0..65535 (0: any free port), e.g. {example}")
+        raise InputError(error)
     return host.strip("[]") or DEFAULT_HOST, number
 
 

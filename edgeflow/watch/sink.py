@@ -13,10 +13,10 @@ import time
 from collections import deque
 from typing import Optional
 
-from edgeflow.errors import EdgeflowError, InputError
+from edgeflow.errors import EdgeflowError
 from edgeflow.sinks.base import Sink
+from edgeflow.sinks.uri import DEFAULT_HOST, parse_host_port
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_FPS = 4.0
 #: Most of the process's CPU time the page may take: past it pictures are sent less often.
 DEFAULT_CPU_BUDGET = 0.015
@@ -24,18 +24,8 @@ DEFAULT_CPU_BUDGET = 0.015
 
 def parse_serve(text: str) -> tuple[str, int]:
     """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1); port 0 picks a free one."""
-    text = str(text).strip()
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "", text
-    host = host.strip("[]") or DEFAULT_HOST
-    try:
-        number = int(port)
-    except ValueError:
-        number = -1
-    if not 0 <= number <= 65535:
-        raise InputError(f"--serve expects HOST:PORT (e.g. 127.0.0.1:8080, or :0 for any free port), got {text!r}")
-    return host, number
+    return parse_host_port(str(text).strip(), f"--serve expects HOST:PORT (e.g. 127.0.0.1:8080, or :0 for any free "
+                                              f"port), got {text!r}", bare="port")
 
 
 class WatchSink(Sink):
