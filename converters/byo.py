@@ -175,7 +175,9 @@ BODY_PREFIX = "edgeflow_correlation/"
 def slowest_ops(onnx_path, feed: dict, runs: int = 3, top: int = 8, threads: int | None = None) -> dict:
     """onnxruntime's profiler on the converted graph: time per node, correlation bodies grouped.
 
-    Returns ``{"total_ms", "runs", "ops": [{"node", "op_type", "ms", "share"}]}`` (per run).
+    Returns ``{"total_ms", "runs", "ops": [{"node", "op_type", "ms", "share"}], "rest": {"nodes", "ms",
+    "share"}}`` (per run): ``ops`` holds the ``top`` slowest nodes, ``rest`` the others, so the shares of
+    both always add up to 1 and a reader can see how much of the run the list leaves out.
     """
     import onnxruntime as ort
 
@@ -205,16 +207,24 @@ def slowest_ops(onnx_path, feed: dict, runs: int = 3, top: int = 8, threads: int
         slot = per_node.setdefault(key, {"node": key, "op_type": op, "us": 0.0})
         slot["us"] += float(ev.get("dur", 0))
     total = sum(v["us"] for v in per_node.values()) or 1.0
-    ranked = sorted(per_node.values(), key=lambda v: -v["us"])[:top]
+    ordered = sorted(per_node.values(), key=lambda v: -v["us"])
+    ranked, rest = ordered[:top], ordered[top:]
+    rest_us = sum(v["us"] for v in rest)
     n = runs + 1
     return {"total_ms": total / n / 1000.0, "runs": n,
-            "ops": [{"node": v["node"], "op_type": v["op_type"], "ms": v["us"] / n / 1000.0, "share": v["us"] / total} for v in ranked]}
+            "ops": [{"node": v["node"], "op_type": v["op_type"], "ms": v["us"] / n / 1000.0, "share": v["us"] / total} for v in ranked],
+            "rest": {"nodes": len(rest), "ms": rest_us / n / 1000.0, "share": rest_us / total}}
 
 
 def slowest_ops_lines(profile: dict, top: int = 5) -> list[str]:
     lines = [f"slowest ops (onnxruntime profile, {profile['total_ms']:.1f} ms of kernel time per run):"]
     for op in profile["ops"][:top]:
         lines.append(f"  {op['share'] * 100:5.1f}%  {op['ms']:7.2f} ms  {op['op_type']:<14} {op['node'][:60]}")
+    shown = profile["ops"][:top]
+    left = len(profile["ops"]) - len(shown) + profile.get("rest", {}).get("nodes", 0)
+    if left:
+        share = 1.0 - sum(op["share"] for op in shown)
+        lines.append(f"  {share * 100:5.1f}%  {profile['total_ms'] * share:7.2f} ms  ({left} other nodes)")
     return lines
 
 

@@ -33,7 +33,7 @@ def test_pickled_model_with_a_sampler_converts_with_its_correlation(tmp_path):
     assert result.manifest["correlation"] == [layer["attrs"]]
     assert set(result.parity) == {"model", "model@48x36"} and all(p["passed"] for p in result.parity.values())
     ops = result.report["slowest_ops"]["ops"]
-    assert any(op["op_type"] == "Correlation" for op in ops) and abs(sum(op["share"] for op in ops) - 1) < 0.05
+    assert any(op["op_type"] == "Correlation" for op in ops) and abs(sum(op["share"] for op in ops) + result.report["slowest_ops"]["rest"]["share"] - 1) < 1e-6
 
 
 class _SizeBaked(torch.nn.Module):
