@@ -19,6 +19,9 @@ absolute numbers drift):
 ``stream``        ``edgeflow run``'s pipeline: ``edgeflow.Stream(model, clip.mp4)`` with its
                   defaults (feature caching when the artifact has the split, ``block`` policy),
                   decoding the H.264 file on its capture thread.
+``stream-whole``  the same stream with ``cache_features=False`` (the whole-pair graph per pair):
+                  ``stream`` / ``stream-whole`` is the stream's measured feature-caching gain, to
+                  set beside the bound ``(2e + d) / (e + d)`` that ``edgeflow convert`` reports.
 ``paced``         the stream on a 10 fps (``--paced-fps``) H.264 file played at its rate (``--realtime``): the source
                   is slower than the model, so this row is about CPU, not fps: process CPU seconds
                   per delivered result (``cpu_s_per_frame``), against ``bare-ort``'s CPU seconds
@@ -169,7 +172,7 @@ def main(argv=None) -> int:
     p.add_argument("--paced-frames", type=int, default=30, help="frames of the paced clip (default 30: 3 s at 10 fps)")
     p.add_argument("--paced-fps", type=int, default=PACED_FPS,
                    help="rate of the paced clip (default 10; lower it where the model cannot keep up with 10 fps)")
-    p.add_argument("--rows", default="all", help="comma list of row kinds to run (bare-ort,bare-ort-io,bare-N,infer,stream,paced)")
+    p.add_argument("--rows", default="all", help="comma list of row kinds to run (bare-ort,bare-ort-io,bare-N,infer,stream,stream-whole,paced)")
     p.add_argument("--rounds", type=int, default=3, help="alternated rounds (default 3)")
     p.add_argument("--no-bare-threads", action="store_true", help="skip the bare-N rows")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "bench_stream_threads.json"), help="JSON output")
@@ -212,6 +215,9 @@ def main(argv=None) -> int:
                     jobs[(tag, cfg, f"bare-{threads}")] = bare(ort_session(graph, threads), tensors)
                 jobs[(tag, cfg, "infer")] = infer_loop(model, images)
                 jobs[(tag, cfg, "stream")] = stream_run(model, video, reports, f"{tag}|{cfg}|stream")
+                if model.can_cache_features:
+                    jobs[(tag, cfg, "stream-whole")] = stream_run(model, video, reports, f"{tag}|{cfg}|stream-whole",
+                                                                  cache_features=False)
                 jobs[(tag, cfg, "paced")] = stream_run(model, paced, reports, f"{tag}|{cfg}|paced",
                                                        source_options={"realtime": True})
         if args.rows != "all":
@@ -245,11 +251,12 @@ def main(argv=None) -> int:
         b = med[(tag, "-", "bare-ort")]
         for cfg in configs:
             nan = {"fps": float("nan"), "cpu_s_per_frame": float("nan")}
-            s, i, pc = (med.get((tag, cfg, k), nan) for k in ("stream", "infer", "paced"))
+            s, i, pc, sw = (med.get((tag, cfg, k), nan) for k in ("stream", "infer", "paced", "stream-whole"))
             rep = reports.get(f"{tag}|{cfg}|stream") or reports.get(f"{tag}|{cfg}|paced") or {}
             r = {"stream_vs_bare_ort": s["fps"] / b["fps"], "stream_vs_infer": s["fps"] / i["fps"],
                  "infer_vs_bare_ort": i["fps"] / b["fps"],
                  "paced_cpu_vs_bare_cpu": pc["cpu_s_per_frame"] / b["cpu_s_per_frame"], "paced_fps": pc["fps"],
+                 "caching_gain": s["fps"] / sw["fps"],
                  "threads": rep.get("threads"), "spinning": rep.get("spinning")}
             bt = med.get((tag, cfg, f"bare-{parse_config(cfg)[0]}"))
             if bt:
@@ -261,7 +268,8 @@ def main(argv=None) -> int:
                   f"stream/infer {r['stream_vs_infer']:.3f} ({ok('stream_vs_infer', r['stream_vs_infer'])}), "
                   f"paced CPU/bare CPU {r['paced_cpu_vs_bare_cpu']:.3f} "
                   f"({ok('paced_cpu_vs_bare_cpu', r['paced_cpu_vs_bare_cpu'])})"
-                  + (f", stream/bare-same-threads {r['stream_vs_bare_same_threads']:.3f}" if bt else ""))
+                  + (f", stream/bare-same-threads {r['stream_vs_bare_same_threads']:.3f}" if bt else "")
+                  + (f", caching gain stream/stream-whole {r['caching_gain']:.3f}" if r["caching_gain"] == r["caching_gain"] else ""))
         io = med.get((tag, "-", "bare-ort-io"))
         if io:
             print(f"{tag}: IOBinding vs session.run: {io['fps'] / b['fps']:.3f}x fps")
