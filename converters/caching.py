@@ -11,7 +11,7 @@ pwc-lite); encoder-heavy models gain up to 2x. Users deciding between models, or
 
 The three graphs are timed round-robin on the same frames (see :mod:`converters.variants` for
 why interleaving), with the split driven exactly as the runtime drives it
-(:func:`edgeflow.stream.pairs.decoder_plan`).
+(:func:`edgeflow.model.decoder_plan`).
 """
 
 from __future__ import annotations

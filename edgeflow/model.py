@@ -190,6 +190,12 @@ class FlowModel:
     def backend(self) -> str:
         return self.runner.backend
 
+    def describe(self) -> dict:
+        """What a stream's report says about the model (name, artifact folder, backend, thread
+        budget), so that a caller reads facts without reaching into the artifact or the runners."""
+        return {"name": self.name, "artifact": str(self.artifact.root), "backend": self.backend,
+                "thread_budget": self.budget.to_dict()}
+
     def close(self) -> None:
         """Release the runners; later infer/encode/decode calls raise. Safe to call twice."""
         if self._closed:

@@ -15,15 +15,31 @@ import numpy as np
 from edgeflow.errors import InputError
 
 
-def check_frame(frame, name: str = "frame") -> np.ndarray:
+#: The smallest frame side the runtime takes (the networks' coarsest level needs a few pixels).
+MIN_FRAME_SIDE = 8
+
+
+def frame_problem(frame, name: str = "frame", min_side: int = MIN_FRAME_SIDE) -> str | None:
+    """What is wrong with ``frame`` as the runtime's frame (HxWx3 uint8 RGB, sides >= ``min_side``),
+    in one line, or ``None``: the one frame rule. ``check_frame`` raises it for a caller's frame,
+    the stream's capture thread drops such a frame (``invalid_frame``), and a source refuses a
+    decoded image with it."""
     if not isinstance(frame, np.ndarray):
-        raise InputError(f"{name} must be a numpy array (HxWx3 uint8 RGB), got {type(frame).__name__}")
+        return f"{name} must be a numpy array (HxWx3 uint8 RGB), got {type(frame).__name__}"
     if frame.ndim != 3 or frame.shape[2] != 3:
-        raise InputError(f"{name} must be HxWx3 RGB, got shape {frame.shape}")
+        return f"{name} must be HxWx3 RGB, got shape {frame.shape}"
     if frame.dtype != np.uint8:
-        raise InputError(f"{name} must be uint8 (0..255), got {frame.dtype}; convert with frame.astype(np.uint8)")
-    if frame.shape[0] < 8 or frame.shape[1] < 8:
-        raise InputError(f"{name} is too small ({frame.shape[1]}x{frame.shape[0]}); need at least 8x8 pixels")
+        return f"{name} must be uint8 (0..255), got dtype {frame.dtype}; convert with frame.astype(np.uint8)"
+    if frame.shape[0] < min_side or frame.shape[1] < min_side:
+        return f"{name} is too small ({frame.shape[1]}x{frame.shape[0]}); need at least {min_side}x{min_side} pixels"
+    return None
+
+
+def check_frame(frame, name: str = "frame") -> np.ndarray:
+    """``frame`` if it is a runtime frame, else one :class:`InputError` line saying what to change."""
+    problem = frame_problem(frame, name)
+    if problem is not None:
+        raise InputError(problem)
     return frame
 
 

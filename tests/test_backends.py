@@ -68,7 +68,7 @@ class _PublicOnly:
     """The model's public surface only: touching runner/encoder/decoder fails the test."""
 
     PUBLIC = {"geometry", "infer_network", "encode_network", "decode_network", "last_stage_times",
-              "can_cache_features", "backend", "name", "budget", "artifact"}
+              "can_cache_features", "describe", "budget"}
 
     def __init__(self, model):
         object.__setattr__(self, "_m", model)

@@ -130,6 +130,20 @@ def test_invalid_frames_are_dropped_with_a_reason(model):
     assert stream.report.frames["dropped"] == {"invalid_frame": 1}
 
 
+@pytest.mark.parametrize("bad", [np.zeros((32, 32, 3), np.float32), np.zeros((4, 4, 3), np.uint8),
+                                 np.zeros((32, 32, 2), np.uint8), "not a frame"],
+                         ids=["float32", "4x4", "2-channel", "text"])
+def test_one_frame_rule_for_infer_and_the_stream(model, bad):
+    """A frame `model.infer` refuses is the frame a stream drops (one rule, edgeflow.preprocess.frame_problem)."""
+    good = list(moving_frames(3))
+    with pytest.raises(InputError):
+        model.infer(good[0], bad)
+    with Stream(model, IterableSource([good[0], bad, good[1], good[2]])) as stream:
+        results = list(stream)
+    assert [(r.prev_index, r.index) for r in results] == [(0, 2), (2, 3)]
+    assert stream.report.frames["dropped"] == {"invalid_frame": 1} and accounted(stream.report)
+
+
 # -- drop policies -----------------------------------------------------------------------------
 def test_newest_policy_drops_oldest_under_a_slow_consumer(model, tmp_path):
     jl = tmp_path / "f.jsonl"

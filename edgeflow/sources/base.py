@@ -22,6 +22,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from edgeflow.errors import SourceError, SourceTimeout
+from edgeflow.preprocess import frame_problem
 
 __all__ = ["Frame", "Source", "SourceError", "SourceTimeout"]
 
@@ -164,13 +165,14 @@ class Source(ABC):
 
 
 def as_rgb_frame(image: np.ndarray) -> np.ndarray:
-    """Check/normalise a decoded image to ``HxWx3`` uint8 C-contiguous (the runtime contract)."""
+    """Normalise a decoded image to ``HxWx3`` uint8 C-contiguous (grey and RGBA made RGB), checked
+    by the runtime's one frame rule (:func:`edgeflow.preprocess.frame_problem`; the size limit is
+    the stream's to apply: a tiny frame is a dropped frame, not a broken source)."""
     if image.ndim == 2:
         image = np.repeat(image[:, :, None], 3, axis=2)
     elif image.ndim == 3 and image.shape[2] == 4:
         image = image[:, :, :3]
-    if image.ndim != 3 or image.shape[2] != 3:
-        raise SourceError(f"decoded frame has shape {image.shape}, expected HxWx3")
-    if image.dtype != np.uint8:
-        raise SourceError(f"decoded frame has dtype {image.dtype}, expected uint8")
+    problem = frame_problem(image, "decoded frame", min_side=0)
+    if problem is not None:
+        raise SourceError(problem)
     return np.ascontiguousarray(image)

@@ -20,16 +20,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from edgeflow.errors import SourceError, SourceTimeout
+from edgeflow.preprocess import frame_problem
 from edgeflow.stream.handoff import Handoff
 
 #: How long one ``source.read`` may block before the thread re-checks ``stop``.
 READ_TIMEOUT_S = 0.25
-
-
-def valid_image(image) -> bool:
-    """The runtime's frame contract: HxWx3 uint8, at least 8x8 (anything else is a dropped frame)."""
-    return (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
-            and image.shape[0] >= 8 and image.shape[1] >= 8)
 
 
 class Prepared:
@@ -66,8 +61,20 @@ class BufferPool:
             self._free.append(buf)
 
 
+def network_input(model, pool: BufferPool) -> Callable:
+    """``prepare(image) -> (tensor, geometry)`` for :class:`CaptureThread`: the model's geometry
+    for the frame (its public :meth:`~edgeflow.model.FlowModel.geometry`) writes the network
+    tensor into a pooled buffer."""
+
+    def prepare(image):
+        geometry = model.geometry(image)
+        return geometry.to_network(image, out=pool.take((1, 3) + tuple(geometry.net_hw))), geometry
+
+    return prepare
+
+
 class CaptureThread(threading.Thread):
-    """``prepare(image, out_pool) -> (tensor, geometry)`` builds the network input."""
+    """``prepare(image) -> (tensor, geometry)`` builds the network input (:func:`network_input`)."""
 
     def __init__(self, source, handoff: Handoff, stop: threading.Event, prepare: Callable, *,
                  max_frames: Optional[int] = None, deadline: Optional[float] = None):
@@ -112,7 +119,7 @@ class CaptureThread(threading.Thread):
                 self.end_reason = "eof" if reason == "eof" else reason
                 return
             self.read += 1
-            if not valid_image(frame.image):
+            if frame_problem(frame.image) is not None:  # the runtime's one frame rule
                 self.handoff.note(frame, "invalid_frame")
                 continue
             t0 = perf_counter()

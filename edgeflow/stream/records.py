@@ -12,18 +12,24 @@ Every frame the source delivers gets exactly one record, so nothing can go missi
 Frames the source itself discarded never reach the pipeline (a live source overwrote them before
 anyone read them; a damaged file could not decode them); they are counted in the next record's
 ``dropped_before`` and in the report under the drop reason ``source``.
+
+:class:`Ledger` is the one place a record is built, counted and written: the delivery side hands
+it results, references and drops (in any order), and it writes them to the sinks in frame order.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
+import time
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
-RESULT, REFERENCE, DROPPED = "result", "reference", "dropped"
+from edgeflow.metrics import STAGES, LatencyRecorder  # noqa: F401  (stage names, in pipeline order)
 
-from edgeflow.metrics import STAGES  # noqa: F401  (stage names, in pipeline order)
+RESULT, REFERENCE, DROPPED = "result", "reference", "dropped"
 
 
 @dataclass
@@ -80,3 +86,50 @@ class Result:
     @property
     def latency_ms(self) -> float:
         return self.timings.get("end_to_end", float("nan"))
+
+
+class Ledger:
+    """Every frame's one record: built, counted (``recorder``) and handed to ``write`` here only.
+
+    Results and references are written as they come (the delivery side takes them in frame
+    order); a drop may be learnt of before an earlier frame has its record (a queue evicted it, a
+    thread noted it), so it waits in :meth:`hold` until :meth:`flush` lets every record below a
+    frame index out, which keeps the records in frame order whatever the threads did.
+    """
+
+    def __init__(self, recorder: LatencyRecorder, write: Callable[[FrameRecord], None]):
+        self.recorder = recorder
+        self._write = write
+        self._pending: list = []  # heap of (index, seq, frame, reason, stages)
+        self._seq = itertools.count()
+
+    def hold(self, frame, reason: str, stages: Optional[dict] = None) -> None:
+        """A dropped frame, written once every earlier frame has its record."""
+        heapq.heappush(self._pending, (frame.index, next(self._seq), frame, reason, stages))
+
+    def flush(self, below: Optional[int] = None) -> None:
+        """Write the held drops of frames before ``below`` (all of them without it)."""
+        while self._pending and (below is None or self._pending[0][0] < below):
+            _, _, frame, reason, stages = heapq.heappop(self._pending)
+            self._commit(frame, DROPPED, reason, stages)
+
+    def reference(self, frame, reason: str, stages: dict) -> FrameRecord:
+        """A frame that starts a pair chain (``first_frame``, ``size_changed``)."""
+        return self._commit(frame, REFERENCE, reason, stages, result_ts=time.monotonic())
+
+    def result(self, frame, stages: dict, prev_index: Optional[int], done: float) -> FrameRecord:
+        """A frame with a flow, handed over at ``done`` (``time.monotonic()``)."""
+        return self._commit(frame, RESULT, None, stages, prev_index=prev_index, result_ts=done,
+                            end_to_end=done - frame.timestamp)
+
+    def _commit(self, frame, status: str, reason: Optional[str], stages: Optional[dict], **fields) -> FrameRecord:
+        record = FrameRecord(index=frame.index, status=status, reason=reason, capture_ts=frame.timestamp,
+                             sensor_ts=frame.sensor_ts, dropped_before=int(frame.dropped_before or 0),
+                             stages=dict(stages or {}), **fields)
+        if record.dropped_before:
+            self.recorder.add_drop("source", record.dropped_before)
+        self.recorder.add_frame(status, reason if status == DROPPED else None)
+        if status == RESULT:
+            self.recorder.add_result(record.stages, record.end_to_end, record.result_ts)
+        self._write(record)
+        return record
