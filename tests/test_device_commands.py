@@ -102,3 +102,30 @@ def test_video_backend_reason_names_the_decoder_and_why():
 
     assert cls.__name__ == "_OpenCVDecoder" and why.startswith(f"OpenCV {cv2.__version__}")
     assert ("a pip build" in why) == ("site-packages" in cv2.__file__) and "opencv was asked for" in why
+
+
+def test_demo_scores_dis_presets_on_the_same_decoded_frames_after_the_stream():
+    """The demo's comparison: the model's EPE and OpenCV DIS ultrafast / fast / medium on exactly the
+    pairs the model was scored on (real decoded frames of the bundled clip), with their times."""
+    from types import SimpleNamespace
+
+    from edgeflow.commands.demo import DATA, DEMO_BASELINES, _Accuracy
+    from edgeflow.sources import open_source
+
+    meta = json.loads((DATA / "sample.json").read_text())
+    acc = _Accuracy(meta)
+    frames = []
+    with open_source(str(DATA / "sample.mp4")) as src:
+        for frame in src:
+            frames.append(frame.image)
+            if len(frames) == 4:
+                break
+    for i, frame in enumerate(frames):  # what the stream delivers: frame 0 is a reference, no flow
+        flow = acc.sequence.flow(i - 1)[0] if i else None
+        acc(SimpleNamespace(index=i, prev_index=i - 1 if i else None, frame=frame, flow=flow))
+    assert sorted(acc.model_epe) == [0, 1, 2] and max(acc.model_epe.values()) < 1e-6  # ground truth scores 0
+    assert [p[2] for p in acc.pairs] == [0, 1, 2] and acc.compared()[0] == 3
+    scores = acc.baselines()
+    assert list(scores) == list(DEMO_BASELINES)
+    for name, (epe, ms) in scores.items():
+        assert 0 < epe < 2.0 and ms > 0, (name, epe, ms)
