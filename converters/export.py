@@ -129,6 +129,61 @@ def _quiet_export(*args, **kwargs):
             logging.disable(logging.NOTSET)
 
 
+def _sdpa_any_rank():
+    """``aten.scaled_dot_product_attention`` for any rank, for the dynamo exporter.
+
+    Why: torch's ONNX function for it (onnxscript torchlib) takes 4-D ``(B, heads, L, E)`` only
+    and fails on the 3-D ``(B, L, E)`` attention that flow models use for global matching
+    (NeuFlow: ``AssertionError: only 4D query, key, and value are supported``), so such a
+    ``.pt2`` could not convert. 4-D calls still go to torch's function; any other rank is written
+    here as PyTorch documents the op (every dimension before the last two is a batch dimension):
+    ``softmax(q @ k^T * scale + mask) @ v``, with a causal or boolean mask as ``-inf`` entries.
+    Dropout is an identity at inference."""
+    import math
+
+    from onnxscript import opset18 as op
+    from onnxscript.function_libs.torch_lib.ops.nn import aten_scaled_dot_product_attention as four_d
+
+    def sdpa(query, key, value, attn_mask=None, dropout_p: float = 0.0, is_causal: bool = False, scale=None,
+             enable_gqa: bool = False):
+        rank = len(query.shape)
+        if rank == 4 and len(key.shape) == 4 and len(value.shape) == 4:
+            return four_d(query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa)
+        if len(key.shape) != rank or len(value.shape) != rank or enable_gqa:
+            raise ValueError(f"scaled_dot_product_attention: ranks {rank}/{len(key.shape)}/{len(value.shape)}"
+                             f"{' with enable_gqa' if enable_gqa else ''} are not supported")
+        embed = query.shape[-1]
+        if scale is None and isinstance(embed, int):
+            scale = 1.0 / math.sqrt(embed)
+        if scale is None:
+            factor = op.Reciprocal(op.Sqrt(op.CastLike(op.Shape(query, start=-1), query)))
+        else:
+            factor = op.CastLike(op.Constant(value_float=float(scale)), query)
+        perm = [*range(rank - 2), rank - 1, rank - 2]
+        scores = op.MatMul(op.Mul(query, factor), op.Transpose(key, perm=perm))
+        minus_inf = op.CastLike(op.Constant(value_float=float("-inf")), query)
+        if is_causal:
+            size = op.Concat(op.Shape(query, start=-2, end=-1), op.Shape(key, start=-2, end=-1), axis=0)
+            keep = op.Cast(op.Trilu(op.ConstantOfShape(size, value=onnx.helper.make_tensor("one", onnx.TensorProto.INT64, [1], [1])), upper=0),
+                           to=onnx.TensorProto.BOOL)
+            scores = op.Where(keep, scores, minus_inf)
+        if attn_mask is not None:
+            if attn_mask.dtype is not None and str(attn_mask.dtype).upper().endswith("BOOL"):
+                scores = op.Where(attn_mask, scores, minus_inf)
+            else:
+                scores = op.Add(scores, attn_mask)
+        return op.MatMul(op.Softmax(scores, axis=-1), value)
+
+    return sdpa
+
+
+def dynamo_translation_table() -> dict:
+    """The custom translations every dynamo export uses: the correlation op, and SDPA at any rank."""
+    from converters.ops.dynamo import custom_translation_table
+
+    return {**custom_translation_table(), torch.ops.aten.scaled_dot_product_attention.default: _sdpa_any_rank()}
+
+
 class _ModeFrozen(torch.nn.Module):
     """Wraps a module whose ``.train()``/``.eval()`` raise (``torch.export``'s ``program.module()``):
     the exporters switch modes, this wrapper's switch does not recurse into the program."""
@@ -198,13 +253,11 @@ def export_onnx(
                 autograd_inlining=False,
             )
         else:
-            from converters.ops.dynamo import custom_translation_table
-
             opset = max(opset, DYNAMO_MIN_OPSET)
             program = _quiet_export(
                 module, example_inputs, dynamo=True, opset_version=opset, input_names=input_names,
                 output_names=output_names, dynamic_axes=dynamic_axes, external_data=False,
-                custom_translation_table=custom_translation_table(),
+                custom_translation_table=dynamo_translation_table(),
             )
             program.save(str(path))
     model = onnx.load(str(path))
