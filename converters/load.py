@@ -40,7 +40,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.registry import ARCHS, MODELS, config_from, get_model, model_from_checkpoint
 from edgeflow.artifact import sha256_file
 from edgeflow.errors import EdgeflowError, first_line
@@ -248,7 +248,7 @@ def _load_trusted_pickle(path: Path) -> LoadedModel:
         raise EdgeflowError(f"{path} unpickles to a {type(obj).__name__}, not an nn.Module")
     obj.eval()
     arch = config = None
-    if isinstance(obj, FlowModel):
+    if isinstance(obj, FlowNetwork):
         arch, config = obj.arch, obj.config_dict()
     return LoadedModel(obj, "pickle", str(path), sha256_file(path), arch, config)
 

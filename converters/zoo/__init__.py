@@ -6,7 +6,7 @@ and ``decoder`` (pair -> flow), and needs H, W multiples of ``model.pad_multiple
 (``forward_any_size`` pads for you). See :mod:`converters.zoo.base`.
 """
 
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.flownetc import FLOWNETC_CONFIG, FLOWNETC_S_CONFIG, FlowNetC, FlowNetCConfig
 from converters.zoo.pwc import PWC_CONFIG, PWC_LITE_CONFIG, PWCConfig, PWCNet
 from converters.zoo.registry import (
@@ -20,7 +20,7 @@ from converters.zoo.registry import (
 )
 
 __all__ = [
-    "FlowModel",
+    "FlowNetwork",
     "PWCNet",
     "PWCConfig",
     "PWC_CONFIG",

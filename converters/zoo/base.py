@@ -30,7 +30,7 @@ from torch import nn
 from edgeflow.preprocess import padded_size
 
 
-class FlowModel(nn.Module):
+class FlowNetwork(nn.Module):
     """Base class: subclasses set ``encoder``, ``decoder``, ``arch``, ``config``, ``pad_multiple``."""
 
     #: Family name used in checkpoints ("pwc", "flownetc"); zoo names map onto it.

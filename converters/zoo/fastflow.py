@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from converters.ops import Correlation
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.layers import backward_warp, conv, normalize_frames, predict_flow, upsample_flow
 from edgeflow.errors import EdgeflowError
 
@@ -146,7 +146,7 @@ class FastFlowDecoder(nn.Module):
         return (full, pyramid) if return_pyramid else full
 
 
-class FastFlowNet(FlowModel):
+class FastFlowNet(FlowNetwork):
     arch = "fastflow"
 
     def __init__(self, config: FastFlowConfig = FASTFLOW_LITE_CONFIG):

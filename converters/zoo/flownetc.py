@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from converters.ops import Correlation
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.layers import ACTIVATIONS, conv, deconv, make_activation, normalize_frames, predict_flow, upsample_flow
 from edgeflow.errors import EdgeflowError
 
@@ -154,7 +154,7 @@ class FlowNetCDecoder(nn.Module):
         return (full, [flow6, flow5, flow4, flow3, flow2]) if return_pyramid else full
 
 
-class FlowNetC(FlowModel):
+class FlowNetC(FlowNetwork):
     """FlowNetC with the refinement decoder; see the module docstring. ``pad_multiple`` = 64."""
 
     arch = "flownetc"

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from converters.ops import Correlation
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.layers import backward_warp, conv, normalize_frames, predict_flow, upsample, upsample_flow
 from edgeflow.errors import EdgeflowError
 
@@ -202,7 +202,7 @@ class NeuFlowDecoder(nn.Module):
         return (full, [flow16, flow8, flow4]) if return_pyramid else full
 
 
-class NeuFlowNet(FlowModel):
+class NeuFlowNet(FlowNetwork):
     """See the module docstring. ``pad_multiple`` = 16."""
 
     arch = "neuflow"

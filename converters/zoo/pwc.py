@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from converters.ops import Correlation
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.layers import (
     ACTIVATIONS,
     backward_warp,
@@ -250,7 +250,7 @@ class PWCDecoder(nn.Module):
         return (full, pyramid) if return_pyramid else full
 
 
-class PWCNet(FlowModel):
+class PWCNet(FlowNetwork):
     """PWC-Net; see the module docstring. ``pad_multiple`` is 2**levels (64 published, 32 lite)."""
 
     arch = "pwc"

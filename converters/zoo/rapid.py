@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from converters.ops import Correlation
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.layers import backward_warp, conv, make_activation, normalize_frames, predict_flow, upsample_flow
 from edgeflow.errors import EdgeflowError
 
@@ -143,7 +143,7 @@ class RapidDecoder(nn.Module):
         return (full, pyramid) if return_pyramid else full
 
 
-class RapidFlowNet(FlowModel):
+class RapidFlowNet(FlowNetwork):
     arch = "rapid"
 
     def __init__(self, config: RapidConfig = RAPID_LITE_CONFIG):

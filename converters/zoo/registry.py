@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from converters.ops import Correlation
-from converters.zoo.base import FlowModel
+from converters.zoo.base import FlowNetwork
 from converters.zoo.fastflow import FASTFLOW_LITE_CONFIG, FastFlowConfig, FastFlowNet
 from converters.zoo.flownetc import FLOWNETC_S_CONFIG, FlowNetC, FlowNetCConfig
 from converters.zoo.neuflow import NEUFLOW_LITE_CONFIG, NeuFlowConfig, NeuFlowNet
@@ -71,7 +71,7 @@ WEIGHTS: dict[str, Weights] = {
 }
 
 #: arch -> (model class, config class).
-ARCHS: dict[str, tuple[type[FlowModel], type]] = {
+ARCHS: dict[str, tuple[type[FlowNetwork], type]] = {
     "pwc": (PWCNet, PWCConfig),
     "flownetc": (FlowNetC, FlowNetCConfig),
     "neuflow": (NeuFlowNet, NeuFlowConfig),
@@ -86,7 +86,7 @@ class RandomWeightsWarning(UserWarning):
 
 class ZooEntry(NamedTuple):
     name: str
-    model_class: type[FlowModel]
+    model_class: type[FlowNetwork]
     config: object
 
     @property
@@ -145,14 +145,14 @@ def config_from(arch: str, config=None):
     raise EdgeflowError(f"config for arch {arch!r} must be a {config_class.__name__} or a dict, got {type(config).__name__}")
 
 
-def build_model(arch: str, config=None) -> FlowModel:
+def build_model(arch: str, config=None) -> FlowNetwork:
     """A randomly initialised model of ``arch`` (a family or a zoo name) with ``config``."""
     config = config_from(arch, config)
     family = MODELS[arch].arch if arch in MODELS else arch
     return ARCHS[family][0](config)
 
 
-def get_model(name: str, pretrained: bool = True) -> FlowModel:
+def get_model(name: str, pretrained: bool = True) -> FlowNetwork:
     """A zoo model; with ``pretrained`` its bundled weights, else (or if none) random init.
 
     Sets ``model.pretrained`` (bool) and ``model.zoo_name``; warns with RandomWeightsWarning when
@@ -178,7 +178,7 @@ def get_model(name: str, pretrained: bool = True) -> FlowModel:
     return model
 
 
-def load_weights(entry: ZooEntry) -> FlowModel:
+def load_weights(entry: ZooEntry) -> FlowNetwork:
     """The one function that reads a zoo entry's bundled weights (``get_model`` and
     ``converters.load`` both call it); our own files, read by torch's restricted ``weights_only``
     unpickler and checked like any user checkpoint (:func:`model_from_checkpoint`)."""
@@ -194,7 +194,7 @@ def load_weights(entry: ZooEntry) -> FlowModel:
     return model
 
 
-def model_from_checkpoint(obj, path) -> FlowModel:
+def model_from_checkpoint(obj, path) -> FlowNetwork:
     """The model (eval mode, ``pretrained = True``) an edgeflow checkpoint dict describes, or one
     EdgeflowError line saying what is wrong with it (``path`` names the file in messages)."""
     if not isinstance(obj, dict):
