@@ -36,10 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def convert(spec: str, out: Path, int8: bool) -> dict:
-    from converters.convert import ConvertJob, ConvertOptions
+    from converters.convert import CheckOptions, ConvertJob, ConvertOptions
+    from converters.quantize.pipeline import QuantizeRequest
 
     try:
-        result = ConvertJob(ConvertOptions(model=spec, out=out, quiet=True, int8=int8, latency_iterations=3)).run()
+        result = ConvertJob(ConvertOptions(model=spec, out=out, quantize=QuantizeRequest(int8=int8),
+                                           check=CheckOptions(latency_iterations=3))).run()
         return {"path": str(out), "valid": result.valid}
     except Exception as err:  # the report says why a variant is missing instead of dying
         return {"path": str(out), "valid": False, "error": str(err).splitlines()[0]}

@@ -36,7 +36,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from converters.convert import ConvertOptions, INPUT_NAMES, OUTPUT_NAMES, prune_stage  # noqa: E402
+from converters.convert import INPUT_NAMES, OUTPUT_NAMES, ConvertOptions, PruneOptions, prune_stage  # noqa: E402
 from edgeflow.commands.convert import DEFAULT_FINETUNE_STEPS  # noqa: E402
 from converters.export import export_onnx  # noqa: E402
 from converters.ops.band_correlation import use_band_bodies  # noqa: E402
@@ -65,7 +65,7 @@ def export(module, path: Path, h: int, w: int, body: str) -> Path:
 
 def int8_graphs(fp32: Path, tmp: Path, tag: str, feeds, evaluator, budget, method: str, log, variants: bool = True):
     """The guarded INT8 CPU graph + TensorRT graph, and (``variants``) the representations it beat."""
-    quantizer = Int8Quantizer(fp32, feeds, Int8Options(method=method), quiet=True)
+    quantizer = Int8Quantizer(fp32, feeds, Int8Options(method=method))
     t0 = time.perf_counter()
     quantizer.calibrate()
     calib_s = time.perf_counter() - t0
@@ -79,7 +79,7 @@ def int8_graphs(fp32: Path, tmp: Path, tag: str, feeds, evaluator, budget, metho
         # (ReLUs not folded), and S8S8 (the x86 trap); then the correlation left in float.
         graphs["int8-u8-zp128"] = quantizer.write(tmp / f"int8_zp128{tag}.onnx", "cpu", repair.excluded, relu_zero_point=False).path
         graphs["int8-s8s8"] = quantizer.write(tmp / f"int8_s8s8{tag}.onnx", "cpu", repair.excluded, scheme="s8s8").path
-        floatcorr = Int8Quantizer(fp32, feeds, Int8Options(method=method, int8_correlation=False), quiet=True)
+        floatcorr = Int8Quantizer(fp32, feeds, Int8Options(method=method, int8_correlation=False))
         excluded = [n for n in repair.excluded if n in floatcorr.quantizable]
         graphs["int8-float-corr"] = floatcorr.write(tmp / f"int8_floatcorr{tag}.onnx", "cpu", excluded).path
     info = {"calibration_seconds": round(calib_s, 1), "excluded": repair.excluded, "guard": repair.check.as_dict(),
@@ -150,7 +150,7 @@ def main(argv=None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-quant-"))
     evaluator = FlowEvaluator(validation_pairs(args.height, args.width), pad)
     budget = EpeBudget.parse(args.max_epe_increase)
-    calib = load_calibration(None, args.calib_frames, args.height, args.width, quiet=True)
+    calib = load_calibration(None, args.calib_frames, args.height, args.width)
     feeds = PairFeeds(calib.pairs, INPUT_NAMES, pad)
     info = {"model": args.model, "weights": str(loaded.source_path), "resolution": [args.width, args.height],
             "threads": args.threads[0], "extra_threads": args.threads[1:], "iterations": args.iterations, "cpu": platform.processor() or platform.machine(),
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     if args.prune:
         tag = f"pruned{int(round(args.prune * 100))}"
         log(f"pruning {args.prune:.0%}, distilling {args.finetune_steps} steps")
-        opts = ConvertOptions(model=args.model, prune=args.prune, finetune_steps=args.finetune_steps, quiet=True)
+        opts = ConvertOptions(model=args.model, prune=PruneOptions(ratio=args.prune, finetune_steps=args.finetune_steps))
         _, pruned, record = prune_stage(copy.deepcopy(module), opts)
         info["pruning"] = record
         pfp32 = export(pruned, tmp / "fp32_pruned.onnx", h, w, "band_matmul")

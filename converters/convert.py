@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 
 import edgeflow
+from converters.byo import InputOptions
 from converters.export import DEFAULT_OPSET, export_onnx
 from converters.ops.onnx_function import DEFAULT_FORMULATION
 from converters.progress import Steps
@@ -34,78 +35,172 @@ OUTPUT_NAMES = ["flow"]
 log = logging.getLogger("edgeflow.converters.convert")
 
 
+#: The CLI flag of every option :meth:`ConvertOptions.validate` can refuse (``group.field`` -> flag):
+#: an error names what the person typed, a Python caller finds the field beside it.
+FLAGS = {
+    "export.height": "--height", "export.width": "--width", "export.exporter": "--exporter",
+    "export.pad_multiple": "--pad-multiple",
+    "quantize.calib": "--calib", "quantize.calib_frames": "--calib-frames", "quantize.calib_method": "--calib-method",
+    "quantize.per_channel": "--per-tensor", "quantize.int8_scheme": "--int8-scheme",
+    "quantize.max_epe_increase": "--max-epe-increase",
+    "prune.ratio": "--prune", "prune.finetune_steps": "--finetune-steps",
+    "check.parity_pairs": "--parity-pairs", "check.latency_iterations": "--latency-iterations",
+    "check.latency_threads": "--threads",
+    "inputs.layout": "--input-layout", "inputs.input_range": "--input-range", "inputs.color_order": "--color-order",
+    "inputs.mean": "--mean", "inputs.std": "--std",
+    "tensorrt.dla_core": "--dla", "tensorrt.workspace_gb": "--workspace",
+}
+
 #: What each output precision accepts (the idea of Ultralytics' ``export_formats()``: one table, read by
 #: one validation step, :meth:`ConvertOptions.validate`). An option set away from its default for a
 #: precision that does not list it is a one-line error naming the flag, instead of being ignored.
 PRECISION_OPTIONS = {
     "fp32": (),
-    "fp16": ("max_epe_increase", "tensorrt.dla_core"),
-    "int8": ("calib", "calib_frames", "calib_method", "per_channel", "int8_scheme", "max_epe_increase", "tensorrt.dla_core"),
+    "fp16": ("quantize.max_epe_increase", "tensorrt.dla_core"),
+    "int8": ("quantize.calib", "quantize.calib_frames", "quantize.calib_method", "quantize.per_channel",
+             "quantize.int8_scheme", "quantize.max_epe_increase", "tensorrt.dla_core"),
 }
-#: The CLI flag a person types for an option, where it is not ``--`` + the name with dashes.
-OPTION_FLAGS = {"per_channel": "--per-tensor", "tensorrt.dla_core": "--dla"}
+#: Allowed values of the options with a fixed set (argparse's ``choices`` say the same to the CLI;
+#: this says it to a Python caller).
+CHOICES = {
+    "export.exporter": ("torchscript", "dynamo"),
+    "quantize.calib_method": ("minmax", "entropy", "percentile"),
+    "quantize.int8_scheme": (None, "u8s8", "s8s8"),
+    "inputs.layout": (None, "pair", "stacked", "ptlflow"),
+    "inputs.input_range": (None, "0-255", "0-1"),
+    "inputs.color_order": (None, "RGB", "BGR"),
+}
+#: Inclusive (low, high) bounds of the numeric options (None: unbounded; an option left None is not checked).
+RANGES = {
+    "export.height": (16, 16384), "export.width": (16, 16384), "export.pad_multiple": (1, 256),
+    "quantize.calib_frames": (1, None), "prune.finetune_steps": (0, None),
+    "check.parity_pairs": (1, None), "check.latency_iterations": (1, None), "check.latency_threads": (1, None),
+    "tensorrt.dla_core": (0, None), "tensorrt.workspace_gb": (0.01, None),
+}
 
 
 @dataclass
-class ConvertOptions(QuantizeRequest):
-    """Everything one conversion needs; the quantization flags come from :class:`QuantizeRequest` (keyword-only)."""
+class ExportOptions:
+    """How the graphs are exported: the frame size export, parity and latency use, opset, exporter."""
 
-    model: str
-    out: Path | None = None
     height: int = 240
     width: int = 320
     opset: int = DEFAULT_OPSET
     exporter: str = "torchscript"
     formulation: str = DEFAULT_FORMULATION
-    trust_pickle: bool = False
     split: bool = True  # also export encoder.onnx / decoder.onnx for feature caching
-    parity_pairs: int = 3
-    tol_epe: float = 1e-2
-    tol_max_abs: float = 0.5
-    latency_iterations: int = 10
-    pad_multiple: int | None = None  # for models that do not declare one
-    quiet: bool = False
+    pad_multiple: int | None = None  # for models that do not declare one (default 64)
     # Correlation function body for onnxruntime: "band_matmul" (converters.ops.band_correlation,
     # several times faster on CPUs) or None to keep the exporter's formulation.
     cpu_correlation: str | None = "band_matmul"
-    # Lower precision: the keyword-only fields inherited from QuantizeRequest (int8, fp16, calib, ...).
-    # Pruning (converters.prune):
-    prune: float | None = None
-    finetune_steps: int = 0
-    latency_threads: int | None = None
-    # Bring your own model (converters.byo, converters.recognize; docs/byo.md).
-    recognize: bool = True  # swap recognized third-party correlation layers for edgeflow's op
-    correlations: list = field(default_factory=list)  # escape hatch: "module.path:max_displacement=4,..."
-    input_layout: str | None = None  # pair | stacked | ptlflow (None: detect, else pair)
-    input_range: str | None = None  # 0-255 | 0-1
-    color_order: str | None = None  # RGB | BGR
-    mean: tuple | None = None
-    std: tuple | None = None
+
+
+@dataclass
+class PruneOptions:
+    """Structured channel pruning (converters.prune); ``ratio`` None: no pruning."""
+
+    ratio: float | None = None
+    finetune_steps: int = 0  # distillation steps from the unpruned model after pruning
+
+
+@dataclass
+class CheckOptions:
+    """The checks and measurements: parity against PyTorch, latency, the slowest-ops profile."""
+
+    parity_pairs: int = 3
+    tol_epe: float = 1e-2  # max mean EPE (px) between ONNX and PyTorch
+    tol_max_abs: float = 0.5
+    latency_iterations: int = 10
+    latency_threads: int | None = None  # None: all cores
     profile_ops: bool = True  # report the slowest ops of the converted graph (onnxruntime profiler)
+
+
+@dataclass
+class RecognizeOptions:
+    """Bring your own model (converters.byo, converters.recognize; docs/byo.md)."""
+
+    enabled: bool = True  # swap recognized third-party correlation layers for edgeflow's op
+    correlations: list = field(default_factory=list)  # escape hatch: "module.path:max_displacement=4,..."
+
+
+def _fields(obj, prefix: str = "") -> dict:
+    """``{"group.field": value}`` over the nested option groups (a group set to None: ``{"group": None}``)."""
+    out = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(_fields(value, f"{prefix}{f.name}."))
+        else:
+            out[prefix + f.name] = value
+    return out
+
+
+@dataclass
+class ConvertOptions:
+    """Everything one conversion needs, grouped by concern; every group has defaults, so a Python
+    caller names only what it changes::
+
+        ConvertOptions("pwc-lite", out=Path("art"), export=ExportOptions(height=48, width=64),
+                       quantize=QuantizeRequest(int8=True), check=CheckOptions(parity_pairs=1))
+
+    :meth:`validate` checks all of it in one place (``ConvertJob.run`` calls it first)."""
+
+    model: str
+    out: Path | None = None
     force: bool = False  # replace --out even when it is not empty and not a previous artifact (edgeflow.artifact)
+    trust_pickle: bool = False
+    export: ExportOptions = field(default_factory=ExportOptions)
+    quantize: QuantizeRequest = field(default_factory=QuantizeRequest)
+    prune: PruneOptions = field(default_factory=PruneOptions)
+    check: CheckOptions = field(default_factory=CheckOptions)
+    inputs: InputOptions = field(default_factory=InputOptions)
+    recognize: RecognizeOptions = field(default_factory=RecognizeOptions)
     # TensorRT engines built on this machine after the ONNX artifact is written (edgeflow.tensorrt_engines);
     # None: ONNX only. Checked before the conversion starts, so a machine without TensorRT fails at once.
     tensorrt: TensorRTOptions | None = None
 
+    @property
+    def precision(self) -> str:
+        return self.quantize.precision
+
     def validate(self) -> ConvertOptions:
-        """Every option checked in one place, before any work (ConvertJob.run calls it; so does the CLI
-        through it): ranges, and what the chosen precision accepts (``PRECISION_OPTIONS``)."""
+        """Every option checked in one place, before any work (ConvertJob.run calls it): ranges,
+        fixed choices (``CHOICES``) and what the chosen precision accepts (``PRECISION_OPTIONS``).
+        Each refusal is one line naming the CLI flag (``FLAGS``)."""
         from converters.quantize.guard import EpeBudget
 
-        EpeBudget.parse(self.max_epe_increase)
-        if self.prune is not None and not 0.0 < self.prune < 1.0:
-            raise InputError(f"--prune takes a fraction of channels to remove in (0, 1), got {self.prune}")
-        if self.calib_frames < 1:
-            raise InputError(f"--calib-frames must be >= 1, got {self.calib_frames}")
-        defaults = {f.name: f.default for f in dataclasses.fields(QuantizeRequest)}
-        values = dict(vars(self))
-        if self.tensorrt is not None:
-            values["tensorrt.dla_core"], defaults["tensorrt.dla_core"] = self.tensorrt.dla_core, None
+        values = _fields(self)
+        defaults = _fields(ConvertOptions(self.model, tensorrt=TensorRTOptions() if self.tensorrt else None))
+
+        def refuse(name: str, text: str):
+            raise InputError(f"{FLAGS[name]} {text}")
+
+        for name, allowed in CHOICES.items():
+            if name in values and values[name] not in allowed:
+                refuse(name, f"{values[name]!r}: use one of {', '.join(str(a) for a in allowed if a is not None)}")
+        for name, (low, high) in RANGES.items():
+            value = values.get(name)
+            if value is not None and not (low <= value and (high is None or value <= high)):
+                refuse(name, f"must be >= {low}" + (f" and <= {high}" if high is not None else "") + f", got {value}")
+        for name in ("inputs.mean", "inputs.std"):
+            if values[name] is not None and len(values[name]) != 3:
+                refuse(name, f"takes three comma-separated numbers (one per channel), got {len(values[name])}")
+        if self.inputs.std is not None and 0 in self.inputs.std:
+            refuse("inputs.std", "must not contain 0 (the input is divided by it)")
+        try:
+            EpeBudget.parse(self.quantize.max_epe_increase)
+        except EdgeflowError as err:
+            raise InputError(str(err)) from None
+        ratio = self.prune.ratio
+        if ratio is not None and not 0.0 < ratio < 1.0:
+            refuse("prune.ratio", f"takes a fraction of channels to remove in (0, 1), got {ratio}")
+        if ratio is None and self.prune.finetune_steps:
+            refuse("prune.finetune_steps", "fine-tunes a pruned model: add --prune RATIO, or drop --finetune-steps")
         accepted = PRECISION_OPTIONS[self.precision]
         for name in sorted({n for names in PRECISION_OPTIONS.values() for n in names}):
-            if name in defaults and values.get(name) != defaults[name] and name not in accepted:
+            if name in values and values[name] != defaults[name] and name not in accepted:
                 takers = [p for p, names in PRECISION_OPTIONS.items() if name in names]
-                flag = OPTION_FLAGS.get(name, "--" + name.replace("_", "-"))
+                flag = FLAGS[name]
                 raise InputError(f"{flag} applies to {' and '.join(p.upper() for p in takers)} conversions, not "
                                  f"{self.precision.upper()}: add {' or '.join('--' + p for p in takers[::-1])}, or drop {flag}")
         return self
@@ -187,27 +282,27 @@ def export_graphs(module, pad_multiple: int, opts: ConvertOptions, writer: Artif
 
     ``static``: no dynamic H/W (a trace replays its recorded shapes; converters.byo).
     """
-    h = -(-opts.height // pad_multiple) * pad_multiple
-    w = -(-opts.width // pad_multiple) * pad_multiple
+    h = -(-opts.export.height // pad_multiple) * pad_multiple
+    w = -(-opts.export.width // pad_multiple) * pad_multiple
     x = torch.rand(1, 3, h, w) * 255 if example is None else example
     dyn = None if static else {"frame1": {2: "height", 3: "width"}, "frame2": {2: "height", 3: "width"}, "flow": {2: "height", 3: "width"}}
     main = export_onnx(module, (x, x.clone()), writer.path("model.onnx"), INPUT_NAMES, OUTPUT_NAMES, dyn,
-                       opset=opts.opset, exporter=opts.exporter, formulation=opts.formulation)
+                       opset=opts.export.opset, exporter=opts.export.exporter, formulation=opts.export.formulation)
     writer.add("model.onnx", "model")
     info = {"correlation": main.correlation, "correlation_nodes": main.correlation_nodes, "split": False}
     encoder, decoder = getattr(module, "encoder", None), getattr(module, "decoder", None)
-    if opts.split and isinstance(encoder, torch.nn.Module) and isinstance(decoder, torch.nn.Module):
+    if opts.export.split and isinstance(encoder, torch.nn.Module) and isinstance(decoder, torch.nn.Module):
         with torch.no_grad():
             feats = list(encoder(x))
         levels = len(feats)
         enc_out = [f"feat_{i}" for i in range(levels)]
         export_onnx(_EncoderOutputs(encoder), (x,), writer.path("encoder.onnx"), ["frame"], enc_out,
-                    {"frame": {2: "height", 3: "width"}, **_dynamic(enc_out)}, opset=opts.opset,
-                    exporter=opts.exporter, formulation=opts.formulation, expected_correlations=0)
+                    {"frame": {2: "height", 3: "width"}, **_dynamic(enc_out)}, opset=opts.export.opset,
+                    exporter=opts.export.exporter, formulation=opts.export.formulation, expected_correlations=0)
         dec_in = [f"feat1_{i}" for i in range(levels)] + [f"feat2_{i}" for i in range(levels)]
         export_onnx(_DecoderInputs(decoder, levels), tuple(feats + [f.clone() for f in feats]), writer.path("decoder.onnx"),
-                    dec_in, OUTPUT_NAMES, {**_dynamic(dec_in), "flow": {2: "height", 3: "width"}}, opset=opts.opset,
-                    exporter=opts.exporter, formulation=opts.formulation)
+                    dec_in, OUTPUT_NAMES, {**_dynamic(dec_in), "flow": {2: "height", 3: "width"}}, opset=opts.export.opset,
+                    exporter=opts.export.exporter, formulation=opts.export.formulation)
         writer.add("encoder.onnx", "encoder")
         writer.add("decoder.onnx", "decoder")
         info["split"] = True
@@ -233,11 +328,11 @@ def check_split_parity(module, writer: ArtifactWriter, pairs, pad_multiple: int,
             feed[name] = (e1 if side == "feat1" else e2)[f"feat_{idx}"]
         got.append(geo.to_frame(dec.infer(feed)["flow"]))
         ref.append(torch_flow(module, f1, f2, pad_multiple))
-    return compare_flows(ref, got, opts.tol_epe, opts.tol_max_abs)
+    return compare_flows(ref, got, opts.check.tol_epe, opts.check.tol_max_abs)
 
 
 def _net_hw(opts: ConvertOptions, pad_multiple: int) -> tuple[int, int]:
-    return -(-opts.height // pad_multiple) * pad_multiple, -(-opts.width // pad_multiple) * pad_multiple
+    return -(-opts.export.height // pad_multiple) * pad_multiple, -(-opts.export.width // pad_multiple) * pad_multiple
 
 
 def _rewrite_bodies(path: Path) -> int:
@@ -267,9 +362,9 @@ def prune_stage(module, opts: ConvertOptions):
     from converters.zoo.complexity import count_parameters
 
     teacher = copy.deepcopy(module).eval()
-    result = prune_model(module, opts.prune)
-    finetune = distill(result.model, teacher, opts.finetune_steps, quiet=opts.quiet) if opts.finetune_steps else {}
-    record = {"ratio": opts.prune, "method": "L1-norm structured channel pruning (converters.prune)",
+    result = prune_model(module, opts.prune.ratio)
+    finetune = distill(result.model, teacher, opts.prune.finetune_steps) if opts.prune.finetune_steps else {}
+    record = {"ratio": opts.prune.ratio, "method": "L1-norm structured channel pruning (converters.prune)",
               "config_before": result.config_before, "config_after": result.config_after,
               "params_before": count_parameters(teacher), "params_after": count_parameters(result.model),
               "finetune": finetune or None}
@@ -279,13 +374,13 @@ def prune_stage(module, opts: ConvertOptions):
 def _evaluator(opts: ConvertOptions, pad_multiple: int):
     from converters.quantize.accuracy import FlowEvaluator, validation_pairs
 
-    return FlowEvaluator(validation_pairs(opts.height, opts.width), pad_multiple)
+    return FlowEvaluator(validation_pairs(opts.export.height, opts.export.width), pad_multiple)
 
 
 def _budget(opts: ConvertOptions) -> str:
     from converters.quantize.guard import EpeBudget
 
-    return EpeBudget.parse(opts.max_epe_increase).describe()
+    return EpeBudget.parse(opts.quantize.max_epe_increase).describe()
 
 
 def _quant_note(quant) -> str:
@@ -311,12 +406,12 @@ def _scratch_dir():
 
 def _byo_stage(loaded, module, pad_multiple: int, opts: ConvertOptions, steps):
     """Recognized correlation layers, input conventions, trace handling (converters.byo)."""
-    from converters.byo import InputOptions, prepare
+    from converters.byo import prepare
 
-    inputs = InputOptions(opts.input_layout, opts.input_range, opts.color_order, opts.mean, opts.std)
-    if loaded.kind in ("torchscript", "export") and not opts.pad_multiple and not loaded.pad_multiple:
+    if loaded.kind in ("torchscript", "export") and not opts.export.pad_multiple and not loaded.pad_multiple:
         pad_multiple = 1  # a trace / static program runs at the size it was recorded at: no padding by default
-    plan = prepare(loaded, module, pad_multiple, opts.height, opts.width, inputs, opts.correlations, opts.recognize)
+    plan = prepare(loaded, module, pad_multiple, opts.export.height, opts.export.width, opts.inputs,
+                   opts.recognize.correlations, opts.recognize.enabled)
     replaced = len(plan.recognition.replaced) if plan.recognition else 0
     steps.note(f"{replaced} correlation layer(s) replaced" if replaced else "no third-party correlation layer")
     return plan
@@ -342,16 +437,16 @@ def _example(plan, opts: ConvertOptions):
 
 def _second_size(opts: ConvertOptions) -> tuple[int, int]:
     """A second parity resolution (3/4 of the requested size, even): dynamic axes must hold there too."""
-    return max(16, opts.height * 3 // 4 // 2 * 2), max(16, opts.width * 3 // 4 // 2 * 2)
+    return max(16, opts.export.height * 3 // 4 // 2 * 2), max(16, opts.export.width * 3 // 4 // 2 * 2)
 
 
 def _second_parity(reference, path, pairs, pad_multiple: int, opts: ConvertOptions, conventions) -> ParityResult:
     """Parity at the second size; a graph that cannot even run there (baked shapes, e.g. a Concat of
     mismatched sizes) counts as failing, so convert falls back to a static export."""
     try:
-        return check_parity(reference, path, pairs, pad_multiple, opts.tol_epe, opts.tol_max_abs, conventions=conventions)
+        return check_parity(reference, path, pairs, pad_multiple, opts.check.tol_epe, opts.check.tol_max_abs, conventions=conventions)
     except Exception:
-        return ParityResult(len(pairs), 1e9, 1e9, 1e9, opts.tol_epe, opts.tol_max_abs)  # finite: manifest JSON
+        return ParityResult(len(pairs), 1e9, 1e9, 1e9, opts.check.tol_epe, opts.check.tol_max_abs)  # finite: manifest JSON
 
 
 def _zero_node_warning(plan, nodes: int):
@@ -371,16 +466,15 @@ def _profile(writer, evaluator, pad_multiple: int, conventions, opts: ConvertOpt
         pair = evaluator.pairs[0]
         geo = plan_geometry(pair.frame1.shape[:2], shape, pad_multiple, conventions)
         feed = {names[0]: geo.to_network(pair.frame1), names[1]: geo.to_network(pair.frame2)}
-        return slowest_ops(writer.path("model.onnx"), feed, runs=max(1, min(3, opts.latency_iterations)), threads=opts.latency_threads)
+        return slowest_ops(writer.path("model.onnx"), feed, runs=max(1, min(3, opts.check.latency_iterations)), threads=opts.check.latency_threads)
     except Exception as err:  # a report nicety: never fail a conversion over it
         return {"error": first_line(err)}
 
 
-def _log_lines(lines, quiet: bool) -> None:
+def _log_lines(lines) -> None:
     """A step's detail lines (recognized layers, notes, slowest ops), indented under the step."""
-    if not quiet:
-        for line in lines:
-            log.info("      %s", line)
+    for line in lines:
+        log.info("      %s", line)
 
 
 class ConvertJob:
@@ -398,23 +492,23 @@ class ConvertJob:
 
             preflight()
         torch.manual_seed(0)
-        steps = Steps(6 + bool(opts.prune) + (opts.precision != "fp32"), quiet=opts.quiet)
+        steps = Steps(6 + bool(opts.prune.ratio) + (opts.precision != "fp32"))
         with steps.step(f"Loading {opts.model}"):
             loaded = load_model(opts.model, trust_pickle=opts.trust_pickle)
             module = loaded.module.eval()
-            pad_multiple = int(opts.pad_multiple or loaded.pad_multiple or 64)
+            pad_multiple = int(opts.export.pad_multiple or loaded.pad_multiple or 64)
             steps.note(f"{loaded.kind}, {sum(p.numel() for p in module.parameters()) / 1e6:.2f} M params")
         with steps.step("Looking for correlation layers and input conventions"):
             plan = _byo_stage(loaded, module, pad_multiple, opts, steps)
-        _log_lines(plan.notes + (plan.recognition.lines() if plan.recognition else []) + plan.warnings, opts.quiet)
+        _log_lines(plan.notes + (plan.recognition.lines() if plan.recognition else []) + plan.warnings)
         module, reference, pad_multiple = plan.export_module, plan.reference, plan.pad_multiple
         conventions = _conventions(plan)
         name = loaded.name or loaded.arch or Path(str(opts.model)).stem
         out = Path(opts.out) if opts.out else Path(f"{name}-{opts.precision}")
         check_output_dir(out, opts.force)  # before minutes of work, not after: never delete what we did not write
         unpruned, pruning = None, None
-        if opts.prune:
-            with steps.step(f"Pruning {opts.prune:.0%} of the channels" + (f", distilling {opts.finetune_steps} steps" if opts.finetune_steps else "")):
+        if opts.prune.ratio:
+            with steps.step(f"Pruning {opts.prune.ratio:.0%} of the channels" + (f", distilling {opts.prune.finetune_steps} steps" if opts.prune.finetune_steps else "")):
                 unpruned, module, pruning = prune_stage(module, opts)
                 # Pruning changes the network on purpose: the artifact must match the pruned, fine-tuned
                 # model it ships, not the unpruned original (whose distance the report rows show).
@@ -423,16 +517,16 @@ class ConvertJob:
         with ArtifactWriter(out, force=opts.force) as writer:
             with steps.step("Exporting ONNX"):
                 graphs = export_graphs(module, pad_multiple, opts, writer, static=plan.static, example=_example(plan, opts))
-                if opts.cpu_correlation:
+                if opts.export.cpu_correlation:
                     graphs["correlation_body"] = use_cpu_correlation(writer, graphs["split"])
                 steps.note(f"{graphs['correlation_nodes']} Correlation node(s)" + (", encoder/decoder split" if graphs["split"] else ""))
-            _log_lines([w for w in [_zero_node_warning(plan, graphs["correlation_nodes"])] if w], opts.quiet)
+            _log_lines([w for w in [_zero_node_warning(plan, graphs["correlation_nodes"])] if w])
             with steps.step("Checking parity against PyTorch on real frames"):
-                pairs = real_frame_pairs(opts.height, opts.width, opts.parity_pairs)
+                pairs = real_frame_pairs(opts.export.height, opts.export.width, opts.check.parity_pairs)
                 # Against the ORIGINAL model (recognized layers are swapped only in the exported copy),
                 # at the requested size and at a second one (dynamic axes must hold there too).
-                results = {"model": check_parity(reference, writer.path("model.onnx"), pairs, pad_multiple, opts.tol_epe,
-                                                 opts.tol_max_abs, conventions=conventions)}
+                results = {"model": check_parity(reference, writer.path("model.onnx"), pairs, pad_multiple, opts.check.tol_epe,
+                                                 opts.check.tol_max_abs, conventions=conventions)}
                 h2, w2 = _second_size(opts)
                 second = f"model@{w2}x{h2}"
                 results[second] = _second_parity(reference, writer.path("model.onnx"), real_frame_pairs(h2, w2, 1, seed=99),
@@ -442,15 +536,15 @@ class ConvertJob:
                     # exporter's trace baked them in): never declare dynamic axes it cannot honour.
                     plan.static = True
                     graphs = export_graphs(module, pad_multiple, opts, writer, static=True, example=_example(plan, opts))
-                    if opts.cpu_correlation:
+                    if opts.export.cpu_correlation:
                         graphs["correlation_body"] = use_cpu_correlation(writer, graphs["split"])
                     for key, frames in (("model", pairs), (second, real_frame_pairs(h2, w2, 1, seed=99))):
-                        results[key] = check_parity(reference, writer.path("model.onnx"), frames, pad_multiple, opts.tol_epe,
-                                                    opts.tol_max_abs, conventions=conventions)
+                        results[key] = check_parity(reference, writer.path("model.onnx"), frames, pad_multiple, opts.check.tol_epe,
+                                                    opts.check.tol_max_abs, conventions=conventions)
                     h1, w1 = _net_hw(opts, pad_multiple)
                     plan.notes.append(f"the graph is exact at {w1}x{h1} but not at {w2}x{h2} (sizes computed in Python are "
                                       f"baked into the export): exported for {w1}x{h1} only, other frame sizes are resized")
-                    _log_lines(plan.notes[-1:], opts.quiet)
+                    _log_lines(plan.notes[-1:])
                 if graphs["split"]:
                     results["encoder_decoder"] = check_split_parity(module, writer, pairs, pad_multiple, opts)
                 parity_info = {k: r.as_dict() for k, r in results.items()}
@@ -466,8 +560,8 @@ class ConvertJob:
 
                 with steps.step(f"Quantizing to {opts.precision.upper()} (accuracy guard {_budget(opts)})"):
                     try:
-                        quant = quantize_stage(opts, writer, module, pad_multiple, opts.height, opts.width,
-                                               evaluator, graphs["split"], quiet=opts.quiet)
+                        quant = quantize_stage(opts.quantize, writer, module, pad_multiple, opts.export.height,
+                                               opts.export.width, evaluator, graphs["split"])
                     except AccuracyBudgetError as err:
                         valid, reason = False, str(err)
                         steps.note("over the accuracy budget: nothing will be marked valid")
@@ -478,20 +572,20 @@ class ConvertJob:
             if valid:
                 with steps.step("Measuring size, latency and accuracy of each graph"), _scratch_dir() as scratch:
                     variants = self._variants(writer, module, unpruned, quant, pad_multiple, Path(scratch))
-                    rows = measure_variants(variants, evaluator, opts.height, opts.width, pad_multiple,
-                                            opts.latency_iterations, opts.latency_threads)
-                    report = {"variants": rows, "resolution": [opts.width, opts.height],
+                    rows = measure_variants(variants, evaluator, opts.export.height, opts.export.width, pad_multiple,
+                                            opts.check.latency_iterations, opts.check.latency_threads)
+                    report = {"variants": rows, "resolution": [opts.export.width, opts.export.height],
                               "validation": "builtin_eval_set (EPE = mean over pairs of mean over valid pixels)"}
                     main_row = next(r for r in rows if r["file"] == "model.onnx")
                     steps.note(f"{main_row['name']}: median {main_row['latency']['median_ms']:.1f} ms, p95 {main_row['latency']['p95_ms']:.1f} ms")
                     if graphs["split"]:
                         report["feature_caching"] = self._caching(writer, evaluator, pad_multiple)
-                    if opts.profile_ops:
+                    if opts.check.profile_ops:
                         report["slowest_ops"] = _profile(writer, evaluator, pad_multiple, conventions, opts)
             if (report.get("slowest_ops") or {}).get("ops"):
                 from converters.byo import slowest_ops_lines
 
-                _log_lines(slowest_ops_lines(report["slowest_ops"]), opts.quiet)
+                _log_lines(slowest_ops_lines(report["slowest_ops"]))
             with steps.step(f"Writing artifact {out}"):
                 manifest = self._manifest(loaded, name, graphs, pad_multiple, writer, parity_info)
                 manifest["preprocessing"].update(plan.preprocessing)
@@ -499,7 +593,7 @@ class ConvertJob:
                 if valid:  # what the frames the model was validated on look like (edgeflow.drift)
                     from converters.reference import reference_stage
 
-                    manifest["input_reference"] = reference_stage(module, pad_multiple, opts.height, opts.width)
+                    manifest["input_reference"] = reference_stage(module, pad_multiple, opts.export.height, opts.export.width)
                 manifest["precision"] = opts.precision
                 if graphs.get("correlation_body") == "band_matmul":
                     manifest["correlation_formulation"] = "band_matmul"
@@ -513,13 +607,15 @@ class ConvertJob:
                 writer.commit(manifest, report, valid=valid, invalid_reason=reason)
         if not valid:
             if reason and reason.startswith("parity"):
-                raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.tol_epe} px, max {opts.tol_max_abs} px)")
+                raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid (tolerance: EPE {opts.check.tol_epe} px, max {opts.check.tol_max_abs} px)")
             raise EdgeflowError(f"{reason}; the artifact at {out} is marked invalid")
         engines = None
         if opts.tensorrt is not None:
             from edgeflow.tensorrt_engines import add_engines_after_convert
 
-            engines = add_engines_after_convert(out, opts.tensorrt)
+            # --int8 --fp16: FP16 is the hint for the engine's float layers (docs/quantization.md)
+            fallback = opts.tensorrt.fp16_fallback or (opts.quantize.int8 and opts.quantize.fp16)
+            engines = add_engines_after_convert(out, dataclasses.replace(opts.tensorrt, fp16_fallback=fallback))
         return ConvertResult(out, valid, manifest, report, parity_info, engines)
 
     def _caching(self, writer, evaluator, pad_multiple) -> dict:
@@ -531,7 +627,7 @@ class ConvertJob:
         geo = plan_geometry(pair.frame1.shape[:2], (1, 3, None, None), pad_multiple)
         return caching_estimate(writer.path("model.onnx"), writer.path("encoder.onnx"), writer.path("decoder.onnx"),
                                 geo.to_network(pair.frame1), geo.to_network(pair.frame2),
-                                self.opts.latency_iterations, self.opts.latency_threads)
+                                self.opts.check.latency_iterations, self.opts.check.latency_threads)
 
     def _variants(self, writer, module, unpruned, quant, pad_multiple, scratch: Path) -> list:
         """Report rows: the unpruned original (exported to ``scratch``, outside the artifact), FP32,
@@ -540,12 +636,12 @@ class ConvertJob:
         fp32_file = "model.onnx" if self.opts.precision == "fp32" else "model_fp32.onnx"
         if unpruned is not None:
             path = export_onnx(unpruned, (torch.rand(1, 3, *_net_hw(self.opts, pad_multiple)) * 255,) * 2, scratch / "unpruned.onnx",
-                               INPUT_NAMES, OUTPUT_NAMES, None, opset=self.opts.opset, exporter=self.opts.exporter,
-                               formulation=self.opts.formulation).path
-            if self.opts.cpu_correlation:
+                               INPUT_NAMES, OUTPUT_NAMES, None, opset=self.opts.export.opset, exporter=self.opts.export.exporter,
+                               formulation=self.opts.export.formulation).path
+            if self.opts.export.cpu_correlation:
                 _rewrite_bodies(path)
             rows.append(Variant("fp32", "fp32", path, module=unpruned))
-            rows.append(Variant(f"fp32-pruned{int(round(self.opts.prune * 100))}", "fp32", writer.path(fp32_file), module=module,
+            rows.append(Variant(f"fp32-pruned{int(round(self.opts.prune.ratio * 100))}", "fp32", writer.path(fp32_file), module=module,
                                 reference="fp32", file=fp32_file))
             ref = rows[-1].name
         else:
@@ -554,7 +650,7 @@ class ConvertJob:
         for v in quant.variants if quant else []:
             v.reference = ref
             if unpruned is not None:
-                v.name = f"{v.name}-pruned{int(round(self.opts.prune * 100))}"
+                v.name = f"{v.name}-pruned{int(round(self.opts.prune.ratio * 100))}"
             rows.append(v)
         return rows
 
@@ -569,13 +665,13 @@ class ConvertJob:
                               "pad_multiple": pad_multiple, "pad_mode": "edge"},
             "postprocessing": {"flow_units": "pixels", "convention": "frame1 (x, y) -> (x + u, y + v)"},
             "precision": "fp32",
-            "resolution": [self.opts.width, self.opts.height],
+            "resolution": [self.opts.export.width, self.opts.export.height],
             "correlation": graphs["correlation"],
-            "correlation_formulation": self.opts.formulation,
+            "correlation_formulation": self.opts.export.formulation,
             "split": {"encoder": "encoder.onnx", "decoder": "decoder.onnx", "levels": graphs.get("feature_levels")} if graphs["split"] else None,
             "plugins": [{"name": "Correlation", "namespace": "edgeflow", "version": "1"}] if graphs["correlation_nodes"] else [],
             "source": {"kind": loaded.kind, "path": str(loaded.source_path) if loaded.source_path else None, "sha256": loaded.sha256},
-            "tools": _tool_versions(self.opts.opset),
+            "tools": _tool_versions(self.opts.export.opset),
             "tensorrt": None,
             "parity": parity_info,
         }

@@ -1,11 +1,17 @@
-"""Step-by-step progress for long host-side jobs (convert, train): what runs now, how long it took."""
+"""Step-by-step progress for long host-side jobs (convert, train): what runs now, how long it took.
+
+Step lines are INFO log records; progress bars inside a step (calibration, distillation, training,
+the parity and latency loops) are :func:`edgeflow.console.progress_bar`, drawn only where those
+records reach a terminal. Nothing here takes a ``quiet`` flag: the CLI's console handler decides.
+"""
 
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from contextlib import contextmanager
+
+from edgeflow.console import progress_bar  # noqa: F401  (the toolchain's bars: one implementation)
 
 log = logging.getLogger("edgeflow.converters.progress")
 
@@ -14,16 +20,14 @@ class Steps:
     """``with steps.step("Exporting ONNX"): ...`` logs ``[2/6] Exporting ONNX ...`` when the step
     starts and ``[2/6] done (1.3 s)`` when it ends, at INFO on ``edgeflow.converters.progress``:
     the CLI's console handler shows them (not with ``--quiet``), a Python caller sees them once it
-    configures logging. ``quiet`` silences them at the source too."""
+    configures logging."""
 
-    def __init__(self, total: int, quiet: bool = False):
+    def __init__(self, total: int):
         self.total = total
         self.index = 0
-        self.quiet = quiet
 
     def _log(self, text: str) -> None:
-        if not self.quiet:
-            log.info("[%d/%d] %s", self.index, self.total, text)
+        log.info("[%d/%d] %s", self.index, self.total, text)
 
     @contextmanager
     def step(self, title: str):
@@ -43,12 +47,3 @@ class Steps:
     def note(self, detail: str) -> None:
         """A short result shown after 'done' (e.g. 'max |diff| 2e-6 px')."""
         self.detail = detail
-
-
-def progress_bar(iterable, total: int | None = None, desc: str = "", disable: bool = False):
-    """tqdm when installed (it is, with the convert extra), a silent pass-through otherwise."""
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover
-        return iterable
-    return tqdm(iterable, total=total, desc=desc, disable=disable or not sys.stderr.isatty(), leave=False)

@@ -80,6 +80,10 @@ def check_parity(module, onnx_path, pairs, pad_multiple: int, tol_epe: float = 1
     runner = OnnxRuntimeRunner(SessionLoader(onnx_path, threads=threads))
     shape = tuple(runner.inputs[0].shape)
     static = all(isinstance(d, int) and d > 0 for d in shape[2:4])
-    ref = [torch_flow(module, a, b, pad_multiple, shape if static else (1, 3, None, None), conventions) for a, b in pairs]
-    got = [onnx_flow(runner, a, b, pad_multiple, conventions) for a, b in pairs]
+    from edgeflow.console import progress_bar
+
+    ref, got = [], []
+    for a, b in progress_bar(pairs, len(pairs), "parity pairs"):
+        ref.append(torch_flow(module, a, b, pad_multiple, shape if static else (1, 3, None, None), conventions))
+        got.append(onnx_flow(runner, a, b, pad_multiple, conventions))
     return compare_flows(ref, got, tol_epe, tol_max_abs)

@@ -50,13 +50,15 @@ def interleaved_latency(paths: dict[str, Path], feed: dict, iterations: int, thr
                         warmup: int = 2) -> dict[str, dict]:
     """{name: {median_ms, p95_ms, min_ms, iterations}} for each graph, measured round-robin."""
     from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
+    from edgeflow.console import progress_bar
 
     runners = {name: OnnxRuntimeRunner(SessionLoader(path, threads=threads)) for name, path in paths.items()}
     for runner in runners.values():
         for _ in range(warmup):
             runner.infer(feed)
     times = {name: [] for name in runners}
-    for _ in range(max(iterations, 1)):
+    rounds = max(iterations, 1)
+    for _ in progress_bar(range(rounds), rounds, "latency rounds"):  # drawn between rounds, never timed
         for name, runner in runners.items():
             start = time.perf_counter()
             runner.infer(feed)

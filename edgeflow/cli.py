@@ -133,12 +133,31 @@ class _ConsoleFormatter(logging.Formatter):
         return text
 
 
+class _ConsoleHandler(logging.StreamHandler):
+    """stderr, written around the progress bars of long steps (edgeflow/console.py): once tqdm is
+    in use, a record goes through ``tqdm.write``, which lifts the bars, writes the line and redraws
+    them, so a message never lands on the end of a half-drawn bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        tqdm = sys.modules.get("tqdm")  # no bar can be on screen before tqdm was imported
+        if tqdm is None:
+            return super().emit(record)
+        try:
+            tqdm.tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+
 def console_logging(quiet: bool = False):
     """Install the console handler on the ``edgeflow`` logger (stderr; INFO, or WARNING with
-    ``--quiet``). The library only logs; this is the one place that decides what is shown.
+    ``--quiet``). The library only logs; this is the one place that decides what is shown, progress
+    bars included (they follow this handler: on a terminal at INFO only, edgeflow/console.py).
     Returns an undo callable (``main`` runs many times in one process in tests)."""
     logger = logging.getLogger("edgeflow")
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _ConsoleHandler(sys.stderr)
     handler.setFormatter(_ConsoleFormatter())
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     saved = (logger.level, logger.propagate)

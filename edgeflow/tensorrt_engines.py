@@ -67,7 +67,6 @@ class TensorRTOptions:
     parity_epe: float | None = None  # None: DEFAULT_PARITY_EPE[precision]
     latency_iterations: int = 20
     out: Path | None = None  # None: update the artifact in place
-    quiet: bool = False
 
 
 @dataclass
@@ -244,13 +243,6 @@ def default_timing_cache(version: str, gpu: str, compute_capability: str) -> Pat
     return CACHE_DIR / f"tensorrt-{version}-{tag}.timing-cache"
 
 
-def _say(opts: TensorRTOptions, text: str) -> None:
-    """Progress goes to the ``edgeflow`` logger (INFO); the CLI's console handler decides what a
-    person sees (``--quiet``: warnings only), a Python caller's logging config does otherwise."""
-    if not opts.quiet:
-        log.info(text)
-
-
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
@@ -294,7 +286,7 @@ def add_tensorrt_engines(artifact_dir: str | Path, opts: TensorRTOptions | None 
     hw = padded_resolution(manifest)
     cache = Path(opts.timing_cache).expanduser() if opts.timing_cache else default_timing_cache(trt.__version__, gpu.name, gpu.compute_capability)
     tol = opts.parity_epe if opts.parity_epe is not None else DEFAULT_PARITY_EPE[precision]
-    _say(opts, f"TensorRT {trt.__version__} on {gpu.name} (compute {gpu.compute_capability}): "
+    log.info(f"TensorRT {trt.__version__} on {gpu.name} (compute {gpu.compute_capability}): "
                f"{precision.upper()} engine(s) at {hw[1]}x{hw[0]} for {artifact.root}")
     work = Path(tempfile.mkdtemp(prefix=f".{artifact.root.name}.tensorrt-", dir=artifact.root.resolve().parent))
     try:
@@ -306,11 +298,11 @@ def add_tensorrt_engines(artifact_dir: str | Path, opts: TensorRTOptions | None 
             build = BuildOptions(precision=precision, fp16_fallback=opts.fp16_fallback, workspace_gb=opts.workspace_gb,
                                  dla_core=opts.dla_core, timing_cache=cache, plugin_library=opts.plugin_library,
                                  require_plugin=prepared.correlation_nodes > 0,
-                                 shapes={n: (s, s, s) for n, s in shapes.items()}, quiet=opts.quiet)
-            _say(opts, f"  building {job.engine_file} from {source.name} ({prepared.correlation_nodes} Correlation plugin node(s)) ...")
+                                 shapes={n: (s, s, s) for n, s in shapes.items()})
+            log.info(f"  building {job.engine_file} from {source.name} ({prepared.correlation_nodes} Correlation plugin node(s)) ...")
             info = build_engine(prepared.path, work / job.engine_file, options=build)
             infos.append(info)
-            _say(opts, f"  built {job.engine_file} in {info.build_seconds:.0f} s" + (f" ({'; '.join(info.notes)})" if info.notes else ""))
+            log.info(f"  built {job.engine_file} in {info.build_seconds:.0f} s" + (f" ({'; '.join(info.notes)})" if info.notes else ""))
             with TensorRTRunner((work / job.engine_file).read_bytes(), name=job.engine_file, dla_core=opts.dla_core) as runner:
                 feed = parity_feeds(artifact.root, graphs, job, runner.input_names, hw)
                 got = runner.infer(feed)
@@ -320,7 +312,7 @@ def add_tensorrt_engines(artifact_dir: str | Path, opts: TensorRTOptions | None 
                     latency = _latency(runner, feed, opts.latency_iterations)
             parity[job.engine_role] = check
             worst = max((row.get("epe", 0.0) for row in check.values()), default=0.0)
-            _say(opts, f"  {job.engine_file} vs onnxruntime on {source.name}: " +
+            log.info(f"  {job.engine_file} vs onnxruntime on {source.name}: " +
                  ", ".join(f"{n}: max |diff| {r['max_abs']:.3g}" + (f", EPE {r['epe']:.3f} px" if "epe" in r else "") for n, r in check.items()))
             if worst > tol:
                 raise EdgeflowError(
@@ -356,20 +348,11 @@ def add_tensorrt_engines(artifact_dir: str | Path, opts: TensorRTOptions | None 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     if latency:
-        _say(opts, f"  TensorRT latency: median {latency['median_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms (with copies)")
+        log.info(f"  TensorRT latency: median {latency['median_ms']:.2f} ms, p95 {latency['p95_ms']:.2f} ms (with copies)")
     return TensorRTResult(out, record, report)
 
 
 # -- `edgeflow convert ... --target tensorrt` glue ---------------------------------------------
-def options_from_args(args, out: Path | None = None) -> TensorRTOptions:
-    """TensorRT options from the convert command's flags (--int8/--fp16 pick the engine precision)."""
-    int8, fp16 = getattr(args, "int8", False), getattr(args, "fp16", False)
-    return TensorRTOptions(precision="int8" if int8 else "fp16" if fp16 else None, fp16_fallback=bool(int8 and fp16),
-                           workspace_gb=getattr(args, "workspace", None), dla_core=getattr(args, "dla", None),
-                           timing_cache=getattr(args, "timing_cache", None), split=not getattr(args, "no_split", False),
-                           out=out, quiet=getattr(args, "quiet", False))
-
-
 def print_summary(result: TensorRTResult) -> None:
     rec = result.record
     engines = ", ".join(f"{e['file']} ({role})" for role, e in rec["engines"].items())
@@ -379,15 +362,16 @@ def print_summary(result: TensorRTResult) -> None:
              "run `edgeflow convert ARTIFACT --target tensorrt` there")
 
 
-def run_artifact_target(args) -> int:
-    """``edgeflow convert ARTIFACT_DIR --target tensorrt``: the on-device path (e.g. a Jetson)."""
-    if getattr(args, "target", "onnx") != "tensorrt":
-        raise InputError(f"{args.model} is already an artifact: add --target tensorrt to build its TensorRT engine on this device")
+def run_artifact_target(artifact_dir: str | Path, opts: TensorRTOptions | None) -> TensorRTResult:
+    """``edgeflow convert ARTIFACT_DIR --target tensorrt``: the on-device path (e.g. a Jetson);
+    ``opts`` None: the command asked for no engine (``--target onnx``), which an artifact cannot take."""
+    if opts is None:
+        raise InputError(f"{artifact_dir} is already an artifact: add --target tensorrt to build its TensorRT engine on this device")
     preflight()
-    result = add_tensorrt_engines(args.model, options_from_args(args, out=args.out))
+    result = add_tensorrt_engines(artifact_dir, opts)
     print_summary(result)
     log.info(f"done: {result.out}")
-    return 0
+    return result
 
 
 def add_engines_after_convert(out: Path, opts: TensorRTOptions) -> TensorRTResult:

@@ -11,10 +11,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def small_artifact(tmp_path_factory):
     """pwc-lite converted at 96x128 (bundled weights when shipped), with encoder/decoder graphs."""
     pytest.importorskip("torch")
-    from converters.convert import ConvertJob, ConvertOptions
+    from converters.convert import CheckOptions, ConvertJob, ConvertOptions, ExportOptions
 
     out = tmp_path_factory.mktemp("artifacts") / "pwc-lite-small"
-    result = ConvertJob(ConvertOptions("pwc-lite", out=out, height=96, width=128, parity_pairs=1,
-                                       latency_iterations=1, quiet=True)).run()
+    result = ConvertJob(ConvertOptions("pwc-lite", out=out, export=ExportOptions(height=96, width=128),
+                                       check=CheckOptions(parity_pairs=1, latency_iterations=1))).run()
     assert result.valid
     return out

@@ -14,11 +14,12 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).parent))
 import byo_layers as L  # noqa: E402
 
-from converters.convert import ConvertJob, ConvertOptions  # noqa: E402
+from converters.byo import InputOptions  # noqa: E402
+from converters.convert import CheckOptions, ConvertJob, ConvertOptions, ExportOptions  # noqa: E402
 from edgeflow.errors import EdgeflowError  # noqa: E402
 from edgeflow.preprocess import Conventions  # noqa: E402
 
-FAST = dict(parity_pairs=1, latency_iterations=1, quiet=True, force=True)
+FAST = dict(check=CheckOptions(parity_pairs=1, latency_iterations=1), force=True)
 
 
 def test_pickled_model_with_a_sampler_converts_with_its_correlation(tmp_path):
@@ -26,7 +27,7 @@ def test_pickled_model_with_a_sampler_converts_with_its_correlation(tmp_path):
     model = L.TinyFlow(L.SpatialCorrelationSampler(1, 7, 1, 0, 1, dilation_patch=2), 49).eval()
     torch.save(model, tmp_path / "m.pt")
     result = ConvertJob(ConvertOptions(model=str(tmp_path / "m.pt"), out=tmp_path / "art", trust_pickle=True,
-                                       height=48, width=64, pad_multiple=8, **FAST)).run()
+                                       export=ExportOptions(height=48, width=64, pad_multiple=8), **FAST)).run()
     assert result.valid
     (layer,) = result.manifest["recognition"]["layers"]
     assert layer["status"] == "replaced" and layer["attrs"]["stride2"] == 2 and layer["attrs"]["max_displacement"] == 6
@@ -61,13 +62,13 @@ def _trace(tmp_path, h, w):
 def test_trace_recorded_at_one_size_and_converted_at_another_fails_loudly(tmp_path):
     path = _trace(tmp_path, 40, 48)
     with pytest.raises(EdgeflowError, match="recorded at another size"):
-        ConvertJob(ConvertOptions(model=str(path), out=tmp_path / "art", height=56, width=64, pad_multiple=1, **FAST)).run()
+        ConvertJob(ConvertOptions(model=str(path), out=tmp_path / "art", export=ExportOptions(height=56, width=64, pad_multiple=1), **FAST)).run()
     assert not (tmp_path / "art").exists()
 
 
 def test_trace_converts_at_its_own_size_with_static_axes(tmp_path):
     path = _trace(tmp_path, 40, 48)
-    result = ConvertJob(ConvertOptions(model=str(path), out=tmp_path / "art", height=40, width=48, pad_multiple=1, **FAST)).run()
+    result = ConvertJob(ConvertOptions(model=str(path), out=tmp_path / "art", export=ExportOptions(height=40, width=48, pad_multiple=1), **FAST)).run()
     assert result.valid and result.manifest["recognition"]["static_shape"]
     assert result.manifest["inputs"][0]["shape"] == [1, 3, 40, 48], "a trace never gets dynamic axes"
     import edgeflow
@@ -92,9 +93,10 @@ def test_input_conventions_recorded_and_applied_by_the_runtime(tmp_path):
     torch.manual_seed(0)
     model = _StackedBgrUnit().eval()
     torch.save(model, tmp_path / "m.pt")
-    opts = ConvertOptions(model=str(tmp_path / "m.pt"), out=tmp_path / "art", trust_pickle=True, height=32, width=40,
-                          pad_multiple=8, input_layout="stacked", input_range="0-1", color_order="BGR",
-                          mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3), **FAST)
+    opts = ConvertOptions(model=str(tmp_path / "m.pt"), out=tmp_path / "art", trust_pickle=True,
+                          export=ExportOptions(height=32, width=40, pad_multiple=8),
+                          inputs=InputOptions(layout="stacked", input_range="0-1", color_order="BGR",
+                                              mean=(0.4, 0.5, 0.6), std=(0.2, 0.25, 0.3)), **FAST)
     result = ConvertJob(opts).run()
     pre = json.loads((tmp_path / "art" / "manifest.json").read_text())["preprocessing"]
     assert pre["color_order"] == "BGR" and pre["input_range"] == [0, 1] and pre["model_input"] == "stacked"
@@ -131,7 +133,7 @@ def test_trace_of_a_sampler_model_converts_with_its_correlation(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.jit.save(torch.jit.trace(model, (x, x.clone())), str(tmp_path / "t.pt"))
-    result = ConvertJob(ConvertOptions(model=str(tmp_path / "t.pt"), out=tmp_path / "art", height=40, width=48, **FAST)).run()
+    result = ConvertJob(ConvertOptions(model=str(tmp_path / "t.pt"), out=tmp_path / "art", export=ExportOptions(height=40, width=48), **FAST)).run()
     assert result.valid and result.manifest["recognition"]["static_shape"]
     assert [layer["status"] for layer in result.manifest["recognition"]["layers"]] == ["replaced"]
     assert len(result.manifest["correlation"]) == 1 and result.manifest["inputs"][0]["shape"] == [1, 3, 40, 48]
@@ -154,7 +156,7 @@ def test_graph_that_fails_at_the_second_size_is_exported_static(tmp_path):
     torch.manual_seed(0)
     torch.save(_BakedConcat().eval(), tmp_path / "m.pt")
     result = ConvertJob(ConvertOptions(model=str(tmp_path / "m.pt"), out=tmp_path / "art", trust_pickle=True,
-                                       height=48, width=64, pad_multiple=8, **FAST)).run()
+                                       export=ExportOptions(height=48, width=64, pad_multiple=8), **FAST)).run()
     assert result.valid and result.manifest["recognition"]["static_shape"]
     assert result.manifest["inputs"][0]["shape"] == [1, 3, 48, 64], "no dynamic axes the graph cannot honour"
     assert any("exported for 64x48 only" in note for note in result.manifest["recognition"]["notes"])

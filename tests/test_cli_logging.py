@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import logging
+import re
 from pathlib import Path
 
 import converters
@@ -18,9 +19,8 @@ TOOLCHAIN = Path(converters.__file__).parent
 
 
 def _library_files():
-    """The runtime library (edgeflow/ less the CLI: cli.py, commands/) and the toolchain library
-    (converters/ less train/ and zoo/, whose training scripts report to a terminal), script entry
-    points (__main__.py) aside."""
+    """The runtime library (edgeflow/ less the CLI: cli.py, commands/) and the whole toolchain
+    library (converters/, training and the zoo included), script entry points (__main__.py) aside."""
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE)
         if rel.parts[0] == "commands" or rel.name in ("cli.py", "__main__.py"):
@@ -28,7 +28,7 @@ def _library_files():
         yield path
     for path in sorted(TOOLCHAIN.rglob("*.py")):
         rel = path.relative_to(TOOLCHAIN)
-        if rel.parts[0] in ("train", "zoo") or rel.name == "__main__.py":
+        if rel.name == "__main__.py":
             continue
         yield path
 
@@ -85,3 +85,40 @@ def test_convert_progress_goes_through_the_console_handler(capsys):
         else:
             assert lines[0] == "[1/2] Exporting ONNX ..." and lines[1].startswith("[1/2] done (")
             assert lines[1].endswith("s): 1 correlation node")
+
+
+def test_progress_bars_show_only_on_an_interactive_console_handler(monkeypatch, capsys):
+    """A long step's bar (edgeflow.console.progress_bar: calibration, distillation, training, parity
+    and latency loops, the TensorRT build) is drawn where the CLI's handler shows INFO on a
+    terminal; --quiet, a pipe / file (and pytest's capture) and no handler at all draw nothing."""
+    import io
+    import sys
+
+    from edgeflow.console import progress_bar
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    def run(quiet, stream):
+        monkeypatch.setattr(sys, "stderr", stream)
+        undo = console_logging(quiet=quiet) if quiet is not None else (lambda: None)
+        try:
+            total = 0
+            for i in progress_bar(range(5), 5, "calibration pairs"):  # the values pass through
+                total += i
+                if i == 2:
+                    logging.getLogger("edgeflow.tests").info("a step line")
+            assert total == 10
+        finally:
+            undo()
+        return stream.getvalue()
+
+    drawn = run(False, Tty())
+    assert "calibration pairs:" in drawn and "/5 [" in drawn and drawn.endswith("\r")  # drawn, then erased
+    assert "a step line" in re.split(r"[\r\n]", drawn)  # a line of its own, never glued to the bar
+    assert run(True, Tty()) == ""  # --quiet: warnings only, no bar
+    assert run(False, io.StringIO()) == "a step line\n"  # not a terminal: the messages, no bar
+    assert run(None, Tty()) == ""  # a Python caller who configured no logging
+    monkeypatch.undo()
+    assert capsys.readouterr().err == ""

@@ -101,7 +101,7 @@ def test_distillation_moves_the_student_towards_the_teacher():
     teacher = lite()
     student = prune_model(teacher, 0.5).model
     before = [p.detach().clone() for p in student.parameters()]
-    stats = distill(student, teacher, steps=2, height=64, width=64, batch=2, quiet=True)
+    stats = distill(student, teacher, steps=2, height=64, width=64, batch=2)
     assert stats["steps"] == 2 and np.isfinite(stats["final_loss"]) and stats["resolution"] == [64, 64]
     assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
     assert not student.training

@@ -55,12 +55,12 @@ def fp32(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def calib():
-    return load_calibration(None, 2, H, W, quiet=True)
+    return load_calibration(None, 2, H, W)
 
 
 @pytest.fixture(scope="module")
 def quantizer(fp32, calib):
-    return Int8Quantizer(fp32, PairFeeds(calib.pairs, NAMES, 32), Int8Options(cpu_scheme="u8s8"), quiet=True)
+    return Int8Quantizer(fp32, PairFeeds(calib.pairs, NAMES, 32), Int8Options(cpu_scheme="u8s8"))
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_correlation_stays_a_float_node_for_tensorrt_and_runs_int8_on_cpu(int8_g
 
 @pytest.mark.parametrize("method", ["entropy", "percentile"])
 def test_histogram_calibration_methods(fp32, calib, method, tmp_path):
-    quantizer = Int8Quantizer(fp32, PairFeeds(calib.pairs, NAMES, 32), Int8Options(method=method), quiet=True)
+    quantizer = Int8Quantizer(fp32, PairFeeds(calib.pairs, NAMES, 32), Int8Options(method=method))
     out = quantizer.write(tmp_path / f"{method}.onnx", "cpu").path
     assert np.isfinite(bare_session(out).run(None, feed(calib))[0]).all()
 
@@ -157,14 +157,14 @@ def test_calibration_from_a_real_video_file(tmp_path):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
-    calib = load_calibration(str(path), 3, 48, 64, quiet=True)
+    calib = load_calibration(str(path), 3, 48, 64)
     assert calib.source == str(path) and len(calib.pairs) == 3
     for (a1, a2), (b1, _) in zip(calib.pairs, calib.pairs[1:]):  # consecutive: (f0, f1), (f1, f2), ...
         assert a1.shape == (48, 64, 3) and a1.dtype == np.uint8
         np.testing.assert_array_equal(a2, b1)
         assert not np.array_equal(a1, a2)
     with pytest.raises(EdgeflowError, match="calibration"):
-        load_calibration(str(tmp_path / "missing.mp4"), 3, 48, 64, quiet=True)
+        load_calibration(str(tmp_path / "missing.mp4"), 3, 48, 64)
 
 
 # ------------------------------------------------------------------------------------------- FP16

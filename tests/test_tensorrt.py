@@ -186,9 +186,9 @@ def test_target_tensorrt_without_tensorrt_is_one_line(small_artifact, tmp_path):
 def test_convert_job_builds_engines_as_its_own_stage(tmp_path):
     """A Python user of ConvertJob gets the TensorRT stage too (not only the CLI): asked for
     without TensorRT, the job refuses before converting anything."""
-    from converters.convert import ConvertJob, ConvertOptions
+    from converters.convert import ConvertJob, ConvertOptions, ExportOptions
 
-    opts = ConvertOptions("pwc-lite", out=tmp_path / "never", height=64, width=64, quiet=True, tensorrt=TensorRTOptions())
+    opts = ConvertOptions("pwc-lite", out=tmp_path / "never", export=ExportOptions(height=64, width=64), tensorrt=TensorRTOptions())
     with pytest.raises(EdgeflowError, match="pip install tensorrt"):
         ConvertJob(opts).run()
     assert not (tmp_path / "never").exists()
@@ -344,7 +344,7 @@ def _flows(path, backend):
 def test_engines_are_built_added_verified_and_run(fake_trt, artifact_copy, tmp_path):
     trt = fake_trt("10.3.0")
     cache = tmp_path / "timing.cache"
-    result = add_tensorrt_engines(artifact_copy, TensorRTOptions(timing_cache=cache, latency_iterations=1, quiet=True))
+    result = add_tensorrt_engines(artifact_copy, TensorRTOptions(timing_cache=cache, latency_iterations=1))
 
     art = Artifact.open(artifact_copy)  # sha256 of every file, engines included
     graphs = art.manifest["graphs"]
@@ -368,7 +368,7 @@ def test_engines_are_built_added_verified_and_run(fake_trt, artifact_copy, tmp_p
     assert trt.cuda.mem == {} and trt.cuda.pinned_live == 0 and trt.cuda.streams == 0  # close() freed everything
 
     # Rebuilding replaces the engines (all of them: stale encoder/decoder engines go too).
-    add_tensorrt_engines(artifact_copy, TensorRTOptions(precision="fp16", split=False, timing_cache=cache, latency_iterations=1, quiet=True))
+    add_tensorrt_engines(artifact_copy, TensorRTOptions(precision="fp16", split=False, timing_cache=cache, latency_iterations=1))
     art = Artifact.open(artifact_copy)
     assert art.manifest["tensorrt"]["precision"] == "fp16" and "FP16" in trt.builds[-1]["flags"]
     assert sorted(p.name for p in artifact_copy.glob("*.engine*")) == ["model.engine", "model.engine.onnx"]
@@ -377,7 +377,7 @@ def test_engines_are_built_added_verified_and_run(fake_trt, artifact_copy, tmp_p
 
 def test_runtime_refuses_an_engine_from_another_tensorrt(fake_trt, artifact_copy):
     fake_trt("10.3.0")
-    add_tensorrt_engines(artifact_copy, TensorRTOptions(split=False, latency_iterations=1, quiet=True))
+    add_tensorrt_engines(artifact_copy, TensorRTOptions(split=False, latency_iterations=1))
     fake_trt("10.4.0")  # the device was upgraded
     import edgeflow
 
@@ -391,28 +391,28 @@ def test_tensorrt_11_builds_fp16_strongly_typed_from_the_fp16_graph(fake_trt, sm
     trt = fake_trt("11.1.0", precision_flags=False)
     prepared = prepare_tensorrt_onnx(small_artifact / "model.onnx", tmp_path / "m.onnx")
     info = build_engine(prepared.path, tmp_path / "m.engine", "fp16", options=BuildOptions(
-        shapes={n: ((1, 3, 96, 128),) * 3 for n in ("frame1", "frame2")}, quiet=True))
+        shapes={n: ((1, 3, 96, 128),) * 3 for n in ("frame1", "frame2")}))
     assert info.strongly_typed and trt.builds[-1]["flags"] == [] and "strongly typed" in info.notes[0]
     with pytest.raises(EdgeflowError, match="strongly typed"):  # an FP32-only artifact cannot give FP16 on 11.x
-        add_tensorrt_engines(small_artifact, TensorRTOptions(precision="fp16", quiet=True))
+        add_tensorrt_engines(small_artifact, TensorRTOptions(precision="fp16"))
 
 
 def test_build_options_reach_the_builder(fake_trt, small_artifact, tmp_path):
     trt = fake_trt("10.3.0", dla_cores=2)
     prepared = prepare_tensorrt_onnx(small_artifact / "model.onnx", tmp_path / "m.onnx")
     shapes = {n: ((1, 3, 96, 128),) * 3 for n in ("frame1", "frame2")}
-    build_engine(prepared.path, tmp_path / "m.engine", "fp16", workspace_gb=1.5, dla_core=1, options=BuildOptions(shapes=shapes, quiet=True))
+    build_engine(prepared.path, tmp_path / "m.engine", "fp16", workspace_gb=1.5, dla_core=1, options=BuildOptions(shapes=shapes))
     b = trt.builds[-1]
     assert b["flags"] == ["FP16", "GPU_FALLBACK"] and b["device"] == "DLA" and b["dla_core"] == 1
     assert b["pools"] == {"WORKSPACE": int(1.5 * 2**30)}
     with pytest.raises(EdgeflowError, match="DLA runs FP16 and INT8 only"):
-        build_engine(prepared.path, tmp_path / "m.engine", "fp32", dla_core=0, options=BuildOptions(shapes=shapes, quiet=True))
+        build_engine(prepared.path, tmp_path / "m.engine", "fp32", dla_core=0, options=BuildOptions(shapes=shapes))
     with pytest.raises(EdgeflowError, match="DLA cores 0..1"):
-        build_engine(prepared.path, tmp_path / "m.engine", "fp16", dla_core=5, options=BuildOptions(shapes=shapes, quiet=True))
+        build_engine(prepared.path, tmp_path / "m.engine", "fp16", dla_core=5, options=BuildOptions(shapes=shapes))
     with pytest.raises(EdgeflowError, match="QDQ"):  # INT8 never falls back to a calibrator
-        build_engine(prepared.path, tmp_path / "m.engine", "int8", options=BuildOptions(shapes=shapes, quiet=True))
+        build_engine(prepared.path, tmp_path / "m.engine", "int8", options=BuildOptions(shapes=shapes))
     with pytest.raises(EdgeflowError, match="dynamic dims"):
-        build_engine(prepared.path, tmp_path / "m.engine", "fp32", options=BuildOptions(quiet=True))
+        build_engine(prepared.path, tmp_path / "m.engine", "fp32", options=BuildOptions())
 
 
 def test_damaged_timing_cache_is_replaced(fake_trt, small_artifact, tmp_path):
@@ -421,7 +421,7 @@ def test_damaged_timing_cache_is_replaced(fake_trt, small_artifact, tmp_path):
     cache = tmp_path / "t.cache"
     cache.write_bytes(b"corrupt")
     info = build_engine(prepared.path, tmp_path / "e.engine", "fp32", timing_cache_path=cache,
-                        options=BuildOptions(shapes={"frame": ((1, 3, 96, 128),) * 3}, require_plugin=False, quiet=True))
+                        options=BuildOptions(shapes={"frame": ((1, 3, 96, 128),) * 3}, require_plugin=False))
     assert any("ignored timing cache" in n for n in info.notes)
     assert cache.read_bytes() == b"+fake-timings"
 
@@ -436,7 +436,7 @@ def test_int8_uses_the_qdq_graph_with_the_flag_only_where_it_exists(fake_trt, tm
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]), helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])]
     graph = helper.make_graph(nodes, "qdq", [x], [y], initializer=[scale, zero])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(tmp_path / "qdq.onnx"))
-    info = build_engine(tmp_path / "qdq.onnx", tmp_path / "qdq.engine", "int8", options=BuildOptions(require_plugin=False, quiet=True))
+    info = build_engine(tmp_path / "qdq.onnx", tmp_path / "qdq.engine", "int8", options=BuildOptions(require_plugin=False))
     assert trt.builds[-1]["flags"] == expected and info.strongly_typed == (not flags_api)
     assert "no calibrator" in info.notes[0]
 
@@ -457,28 +457,46 @@ def test_parser_failure_names_the_node(fake_trt, tmp_path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("x.y", 1)]),
               str(tmp_path / "bad.onnx"))
     with pytest.raises(EdgeflowError, match=r"cannot parse bad.onnx: node 'weird_0' \(FakeUnsupportedOp\): No importer"):
-        build_engine(tmp_path / "bad.onnx", tmp_path / "bad.engine", options=BuildOptions(require_plugin=False, quiet=True))
+        build_engine(tmp_path / "bad.onnx", tmp_path / "bad.engine", options=BuildOptions(require_plugin=False))
 
 
-def test_progress_monitor_draws_one_bar(fake_trt):
+def test_progress_monitor_draws_one_tqdm_bar_only_on_a_terminal_handler(fake_trt):
+    """The build's bar is edgeflow.console's: drawn on the stream of a handler that shows the
+    edgeflow logger's INFO records on a terminal, nowhere under --quiet's warning-only handler."""
     import io
+    import logging
 
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
-    stream = Tty()
-    bar = make_progress_monitor(fake_trt("10.3.0"), stream)
-    bar.phase_start("Building engine", None, 4)
-    bar.phase_start("Tactic search", "Building engine", 10)
-    assert bar.step_complete("Tactic search", 4) is True
-    bar.step_complete("Building engine", 1)
-    text = stream.getvalue()
-    assert "0/4 Building engine: Tactic search" in text  # the bar follows the outer phase, names the inner one
-    assert text.endswith("\r\x1b[2K  [############............] 2/4 Building engine")
-    bar.phase_finish("Tactic search")
-    bar.phase_finish("Building engine")
-    assert stream.getvalue().endswith("\r\x1b[2K")
+    def build(level):
+        stream = Tty()
+        handler = logging.StreamHandler(stream)
+        handler.setLevel(level)
+        logger = logging.getLogger("edgeflow")
+        saved = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            bar = make_progress_monitor(fake_trt("10.3.0"))
+            bar.phase_start("Building engine", None, 4)
+            bar.phase_start("Tactic search", "Building engine", 10)
+            assert bar.step_complete("Tactic search", 4) is True
+            during = stream.getvalue()
+            bar.step_complete("Building engine", 1)
+            during += stream.getvalue()
+            bar.phase_finish("Tactic search")
+            bar.phase_finish("Building engine")
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(saved)
+        return during, stream.getvalue()
+
+    during, _ = build(logging.INFO)
+    assert "Building engine: Tactic search" in during  # the bar follows the outer phase, names the inner one
+    assert "2/4" in during
+    assert build(logging.WARNING) == ("", "")  # --quiet: no bar at all
 
 
 # -- real TensorRT (skips here) ---------------------------------------------------------------------------
@@ -492,7 +510,7 @@ def test_real_tensorrt_builds_and_runs_the_plugin_engine(small_artifact, tmp_pat
         pytest.skip("needs libedgeflow_plugins.so: run `edgeflow build-plugin`")
     dst = tmp_path / "artifact"
     shutil.copytree(small_artifact, dst)
-    result = add_tensorrt_engines(dst, TensorRTOptions(quiet=True))
+    result = add_tensorrt_engines(dst, TensorRTOptions())
     assert result.report["parity_vs_onnxruntime"]["engine"]["flow"]["epe"] < 0.05
     whole, cached, backend = _flows(dst, "tensorrt")
     ref, _, _ = _flows(dst, "onnxruntime")

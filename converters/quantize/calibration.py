@@ -44,21 +44,21 @@ def _fit(frame: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.clip(np.rint(resize_bilinear(frame, height, width)), 0, 255).astype(np.uint8)
 
 
-def synthetic_pairs(count: int, height: int, width: int, seed: int = 2024, quiet: bool = False):
+def synthetic_pairs(count: int, height: int, width: int, seed: int = 2024):
     from edgeflow.synthetic import SyntheticFlowGenerator
 
     gen = SyntheticFlowGenerator(height, width, seed=seed, augment=True)
-    return [(s.frame1, s.frame2) for s in (gen.sample(i) for i in progress_bar(range(count), count, "calibration pairs", quiet))]
+    return [(s.frame1, s.frame2) for s in (gen.sample(i) for i in progress_bar(range(count), count, "calibration pairs"))]
 
 
-def source_pairs(uri: str, count: int, height: int, width: int, quiet: bool = False):
+def source_pairs(uri: str, count: int, height: int, width: int):
     """``count`` consecutive pairs (f0, f1), (f1, f2), ... from any frame source."""
     from edgeflow.sources import open_source
 
     frames = []
     try:
         with open_source(uri) as source:
-            bar = progress_bar(range(count + 1), count + 1, "calibration frames", quiet)
+            bar = progress_bar(range(count + 1), count + 1, "calibration frames")
             for _ in bar:
                 frame = source.read(timeout=10.0) if source.is_live else source.read()
                 if frame is None:
@@ -71,14 +71,14 @@ def source_pairs(uri: str, count: int, height: int, width: int, quiet: bool = Fa
     return list(zip(frames[:-1], frames[1:]))
 
 
-def load_calibration(source: str | None, count: int, height: int, width: int, quiet: bool = False) -> CalibrationSet:
+def load_calibration(source: str | None, count: int, height: int, width: int) -> CalibrationSet:
     """Pairs for calibration from ``source`` (None / "synthetic" = the built-in generator)."""
     if count < 1:
         raise EdgeflowError(f"--calib-frames must be >= 1, got {count}")
     name = str(source) if source else SYNTHETIC
     if name == SYNTHETIC:
-        return CalibrationSet(SYNTHETIC, synthetic_pairs(count, height, width, quiet=quiet))
-    return CalibrationSet(name, source_pairs(name, count, height, width, quiet=quiet))
+        return CalibrationSet(SYNTHETIC, synthetic_pairs(count, height, width))
+    return CalibrationSet(name, source_pairs(name, count, height, width))
 
 
 class PairFeeds:

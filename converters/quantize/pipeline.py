@@ -28,7 +28,7 @@ from converters.variants import Variant
 
 @dataclass(kw_only=True)
 class QuantizeRequest:
-    """The quantization flags; ``converters.convert.ConvertOptions`` extends this class, so each flag is declared once."""
+    """The quantization flags: ``converters.convert.ConvertOptions.quantize`` (checked by its ``validate``)."""
 
     int8: bool = False
     fp16: bool = False
@@ -54,7 +54,7 @@ class QuantizeOutcome:
 
 
 def quantize_stage(req: QuantizeRequest, writer, module, pad_multiple: int, height: int, width: int,
-                   evaluator: FlowEvaluator, split: bool, quiet: bool = False, log=None) -> QuantizeOutcome:
+                   evaluator: FlowEvaluator, split: bool, log=None) -> QuantizeOutcome:
     """Write the lower-precision graphs into ``writer``'s staging dir; raises AccuracyBudgetError."""
     from converters.quantize.fp16 import convert_fp16
 
@@ -92,9 +92,9 @@ def quantize_stage(req: QuantizeRequest, writer, module, pad_multiple: int, heig
                 _drop_split(writer, outcome)
 
     if req.int8:
-        outcome.quantization, calib, options, excluded = _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome)
+        outcome.quantization, calib, options, excluded = _int8(req, writer, fp32, pad_multiple, height, width, guard, log, outcome)
         if split:
-            check = _int8_split(writer, calib.pairs, options, excluded, pad_multiple, guard, quiet)
+            check = _int8_split(writer, calib.pairs, options, excluded, pad_multiple, guard)
             outcome.accuracy["int8_split"] = check.as_dict()
             log(f"int8 encoder/decoder: {check.summary()}")
             if not check.passed:  # never let the runtime cache features through a graph that failed
@@ -118,7 +118,7 @@ def _map_excluded(names: list[str], quantizable: list[str]) -> list[str]:
     return [n for n in quantizable if n in wanted]
 
 
-def _int8_split(writer, pairs, options, excluded, pad_multiple, guard, quiet):
+def _int8_split(writer, pairs, options, excluded, pad_multiple, guard):
     """INT8 encoder.onnx / decoder.onnx (feature caching), each calibrated on what it really sees:
     the encoder on single frames, the decoder on the FP32 encoder's features of the same pairs."""
     import shutil
@@ -142,22 +142,22 @@ def _int8_split(writer, pairs, options, excluded, pad_multiple, guard, quiet):
         for part, feeds in (("encoder", frames), ("decoder", features)):
             src = Path(tmp) / f"{part}_fp32.onnx"
             shutil.copy2(writer.path(f"{part}.onnx"), src)
-            quantizer = Int8Quantizer(src, feeds, options, quiet=quiet)
+            quantizer = Int8Quantizer(src, feeds, options)
             quantizer.write(writer.path(f"{part}.onnx"), "cpu", _map_excluded(excluded, quantizer.quantizable))
             writer.add(f"{part}.onnx", part)
     return guard.check_split(writer.path("encoder.onnx"), writer.path("decoder.onnx"), "int8-split")
 
 
-def _int8(req, writer, fp32, pad_multiple, height, width, guard, quiet, log, outcome):
+def _int8(req, writer, fp32, pad_multiple, height, width, guard, log, outcome):
     from converters.quantize.calibration import PairFeeds, load_calibration
     from converters.quantize.int8 import Int8Options, Int8Quantizer
 
     options = Int8Options(method=req.calib_method, per_channel=req.per_channel, cpu_scheme=req.int8_scheme)
-    calib = load_calibration(req.calib, req.calib_frames, height, width, quiet=quiet)
+    calib = load_calibration(req.calib, req.calib_frames, height, width)
     from edgeflow.backends.onnxruntime import OnnxRuntimeRunner, SessionLoader
 
     names = OnnxRuntimeRunner(SessionLoader(fp32, optimization="none")).input_names
-    quantizer = Int8Quantizer(fp32, PairFeeds(calib.pairs, names, pad_multiple), options, quiet=quiet)
+    quantizer = Int8Quantizer(fp32, PairFeeds(calib.pairs, names, pad_multiple), options)
     quantizer.calibrate()
     cpu_path = writer.path("model.onnx")
     quantizer.write(cpu_path, "cpu")

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import sys
 import time
 from pathlib import Path
+
+log = logging.getLogger("edgeflow.converters.train")
 
 
 def main(argv=None) -> int:
@@ -49,7 +52,7 @@ def main(argv=None) -> int:
         init_from = None if args.init_from == "none" else args.init_from
     resume = (args.out / STATE_FILE).is_file()
     config = dataclasses.replace(config, data=data, init_from=None if resume else init_from)
-    trainer = Trainer(config, args.out, progress=False)
+    trainer = Trainer(config, args.out)
     height, width = data.stages[0].crop
     source = GpuSyntheticBatches(data.batch_size, height, width, trainer.device, seed=data.seed, objects=data.max_objects,
                                  max_motion=data.max_motion or 32.0, large_motion=data.large_motion or 80.0,
@@ -57,10 +60,11 @@ def main(argv=None) -> int:
     trainer.batch_source = source.stream
     budget = args.minutes * 60.0 - (time.monotonic() - started)
     code = trainer.run(resume=resume, max_seconds=max(budget, 1.0))
-    print(f"gpu session: step {trainer.step} on {trainer.device}, {trainer.elapsed:.0f} s of training, "
-          f"{time.monotonic() - started:.0f} s wall; state in {args.out}")
+    log.info("gpu session: step %d on %s, %.0f s of training, %.0f s wall; state in %s", trainer.step, trainer.device,
+             trainer.elapsed, time.monotonic() - started, args.out)
     return code
 
 
 if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # a script: its messages on stderr
     sys.exit(main())

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import signal
@@ -45,6 +46,7 @@ from edgeflow.errors import EdgeflowError, first_line
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
 LOG_FILE = "log.jsonl"
+log = logging.getLogger("edgeflow.converters.train")
 _VAL_SEED_OFFSET = 1_000_003  # held-out pairs come from a seed training never uses
 
 
@@ -191,10 +193,12 @@ class Validator:
 class Trainer:
     """``Trainer(config, out_dir).run(resume=...)``; see the module docstring for the outputs."""
 
-    def __init__(self, config: TrainConfig, out_dir, progress: bool = True):
+    def __init__(self, config: TrainConfig, out_dir, progress: bool | None = None):
+        # ``progress`` is ignored: the bar shows where the log records reach a terminal
+        # (edgeflow.console). It stays a keyword only because runs/default/train.sh passes
+        # progress=False and must restart unchanged; drop it once that script no longer does.
         self.config = config
         self.out = Path(out_dir)
-        self.progress = progress
         self.device = pick_device(config.run.device)
         if self.device.type == "cpu":
             torch.set_num_threads(max(1, config.run.threads))
@@ -295,7 +299,7 @@ class Trainer:
         """Train to ``config.run.steps`` (or stop early after step ``until``, or once ``max_seconds``
         of wall time have passed, saving the state as a checkpoint, which a later
         ``run(resume=True)`` continues); returns 0, or 130 after Ctrl-C."""
-        from tqdm import tqdm
+        from edgeflow.console import progress_bar
 
         if resume:
             self.load()
@@ -305,8 +309,7 @@ class Trainer:
         stream = self.batch_source(self.step) if self.batch_source is not None else \
             batch_stream(self.config.data, start=self.step, workers=run.workers)
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
-        bar = tqdm(total=run.steps, initial=self.step, disable=not self.progress, dynamic_ncols=True,
-                   mininterval=1.0 if os.isatty(2) else 30.0, desc=f"train {self.config.model}")
+        bar = progress_bar(total=run.steps, initial=self.step, desc=f"train {self.config.model}", logger=log, mininterval=1.0)
         postfix: dict = {}
         sums = np.zeros(3)
         count = 0
@@ -346,7 +349,7 @@ class Trainer:
             bar.close()
         if stop.requested:
             self.save()
-            print(f"interrupted: state saved at step {self.step} in {self.out}; continue with --resume")
+            log.warning("interrupted: state saved at step %d in %s; continue with --resume", self.step, self.out)
             return 130
         if self.step < run.steps:
             self.save()

@@ -29,8 +29,8 @@ never a calibrator, which TensorRT deprecated and the QDQ graph's accuracy guard
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,8 @@ from pathlib import Path
 from edgeflow.backends.tensorrt import first_error, import_tensorrt, shared_logger
 from edgeflow.errors import EdgeflowError, InputError, first_line
 from edgeflow.plugins import PLUGIN_NAME, PLUGIN_NAMESPACE, PLUGIN_VERSION
+
+log = logging.getLogger(__name__)
 
 CORRELATION_DOMAIN = "edgeflow"  # the ONNX domain of the node (converters.ops.correlation.ONNX_DOMAIN)
 PRECISIONS = ("fp32", "fp16", "int8")
@@ -118,7 +120,6 @@ class BuildOptions:
     require_plugin: bool = True  # the graph has Correlation nodes
     # Optimization profile for inputs with dynamic dims: {name: (min, opt, max)}; static inputs need none.
     shapes: dict[str, tuple[tuple, tuple, tuple]] = field(default_factory=dict)
-    quiet: bool = False
 
 
 @dataclass
@@ -186,48 +187,50 @@ def parser_failure(trt_version: str, onnx_path: Path, parser) -> EdgeflowError:
     return EdgeflowError(msg)
 
 
-def make_progress_monitor(trt, stream=None):
-    """An ``IProgressMonitor`` (TensorRT >= 10) drawing one bar for the top-level build phase."""
+def make_progress_monitor(trt):
+    """An ``IProgressMonitor`` (TensorRT >= 10) showing the build as one bar (:func:`edgeflow.console.progress_bar`):
+    it follows the outermost phase, its label names the innermost one running. Drawn only where the
+    ``edgeflow`` logger's INFO records reach a terminal (the CLI on a TTY, not with ``--quiet``)."""
+    from edgeflow.console import progress_bar
+
     base = getattr(trt, "IProgressMonitor", None)
     if base is None:
         return None
-    stream = stream or sys.stderr
 
-    class _Bar(base):
+    class _Monitor(base):
         def __init__(self):
             base.__init__(self)
             self.phases: dict[str, list] = {}  # name -> [parent, steps, done]
-            self.tty = stream.isatty()
+            self.bar = None
 
         def phase_start(self, phase_name, parent_phase, num_steps):
             self.phases[phase_name] = [parent_phase, max(int(num_steps), 1), 0]
-            self._draw(phase_name)
+            if parent_phase is None and self.bar is None:
+                self.bar = progress_bar(total=self.phases[phase_name][1], desc=phase_name, logger=log)
+            self._show(phase_name)
 
         def step_complete(self, phase_name, step):
             if phase_name in self.phases:
                 self.phases[phase_name][2] = int(step) + 1
-                self._draw(phase_name)
+                self._show(phase_name)
             return True  # keep building
 
         def phase_finish(self, phase_name):
             self.phases.pop(phase_name, None)
-            if not self.phases and self.tty:
-                stream.write("\r\x1b[2K")
-                stream.flush()
+            if not self.phases and self.bar is not None:
+                self.bar.close()
+                self.bar = None
 
-        def _draw(self, phase_name):
-            # The bar follows the outermost phase; the label names the innermost one running.
-            if not self.tty:
-                return  # logs and CI: the caller prints start and end lines
-            top = next((n for n, p in self.phases.items() if p[0] is None), phase_name)
+        def _show(self, phase_name):
+            top = next((n for n, p in self.phases.items() if p[0] is None), None)
+            if self.bar is None or top is None:
+                return
             _, total, done = self.phases[top]
-            width = 24
-            fill = int(width * min(done, total) / total)
-            label = top if phase_name == top else f"{top}: {phase_name}"
-            stream.write(f"\r\x1b[2K  [{'#' * fill}{'.' * (width - fill)}] {min(done, total)}/{total} {label}"[:160])
-            stream.flush()
+            self.bar.n = min(done, total)
+            self.bar.set_description(top if phase_name == top else f"{top}: {phase_name}", refresh=False)
+            self.bar.refresh()
 
-    return _Bar()
+    return _Monitor()
 
 
 def _network_has_qdq(trt, network) -> bool:
@@ -349,7 +352,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
                  plugin_library: str | Path | None = None, options: BuildOptions | None = None) -> EngineInfo:
     """Parse a TensorRT-bound ONNX graph and write a serialized engine to ``engine_path``.
 
-    ``options`` carries the rest (dynamic-shape profile, INT8 FP16 fallback, quiet); the keyword
+    ``options`` carries the rest (dynamic-shape profile, INT8 FP16 fallback); the keyword
     arguments override its fields. Raises EdgeflowError with one line on every expected failure.
     """
     from edgeflow.backends.cuda import gpu_info
@@ -391,7 +394,7 @@ def build_engine(onnx_path: str | Path, engine_path: str | Path, precision: str 
     _set_dla(trt, builder, config, opts, notes)
     _set_profile(builder, network, config, opts)
     _load_timing_cache(config, opts.timing_cache, logger, notes)
-    monitor = None if opts.quiet else make_progress_monitor(trt)
+    monitor = make_progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
     start = time.perf_counter()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 NAME = "convert"
@@ -80,7 +81,7 @@ def add_arguments(p):
     p.add_argument("--parity-pairs", type=int, default=3, help="real frame pairs used for the parity check (default 3)")
     p.add_argument("--parity-epe", type=float, default=1e-2, help="max mean EPE (px) between ONNX and PyTorch (default 0.01)")
     p.add_argument("--pad-multiple", type=int, help="input size multiple for models that do not declare one (default 64)")
-    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--quiet", action="store_true", help="warnings and errors only: no step lines, no progress bars")
     b = p.add_argument_group("your own model (docs/byo.md)")
     b.add_argument("--no-recognize", action="store_true",
                    help="do not swap third-party correlation layers (spatial-correlation-sampler, mmcv, flownet2, cupy, "
@@ -127,31 +128,56 @@ def add_arguments(p):
                    help="TensorRT timing cache to reuse (default: ~/.cache/edgeflow/, per TensorRT version and GPU)")
 
 
+def tensorrt_options(args):
+    """The engine flags (``None``: ``--target onnx``); --int8 / --fp16 pick an existing artifact's engine precision."""
+    from edgeflow.tensorrt_engines import TensorRTOptions
+
+    if args.target != "tensorrt":
+        return None
+    return TensorRTOptions(precision="int8" if args.int8 else "fp16" if args.fp16 else None, fp16_fallback=args.int8 and args.fp16,
+                           workspace_gb=args.workspace, dla_core=args.dla, timing_cache=args.timing_cache,
+                           split=not args.no_split)
+
+
+def options_from_args(args):
+    """The one place argparse's flags become :class:`converters.convert.ConvertOptions` (each group
+    built field by field; ``ConvertOptions.validate`` then checks them all)."""
+    from converters.byo import InputOptions, parse_triplet
+    from converters.convert import CheckOptions, ConvertOptions, ExportOptions, PruneOptions, RecognizeOptions
+    from converters.quantize.pipeline import QuantizeRequest
+
+    finetune = args.finetune_steps
+    if finetune is None:
+        finetune = DEFAULT_FINETUNE_STEPS if args.prune is not None else 0
+    return ConvertOptions(
+        model=args.model, out=args.out, force=args.force, trust_pickle=args.trust_pickle,
+        export=ExportOptions(height=args.height, width=args.width, opset=args.opset, exporter=args.exporter,
+                             split=not args.no_split, pad_multiple=args.pad_multiple),
+        quantize=QuantizeRequest(int8=args.int8, fp16=args.fp16, calib=args.calib, calib_frames=args.calib_frames,
+                                 calib_method=args.calib_method, per_channel=args.per_channel,
+                                 int8_scheme=None if args.int8_scheme == "auto" else args.int8_scheme,
+                                 max_epe_increase=args.max_epe_increase),
+        prune=PruneOptions(ratio=args.prune, finetune_steps=finetune),
+        check=CheckOptions(parity_pairs=args.parity_pairs, tol_epe=args.parity_epe, latency_iterations=args.latency_iterations,
+                           latency_threads=args.threads, profile_ops=not args.no_profile),
+        inputs=InputOptions(layout=args.input_layout, input_range=args.input_range, color_order=args.color_order,
+                            mean=parse_triplet(args.mean), std=parse_triplet(args.std)),
+        recognize=RecognizeOptions(enabled=not args.no_recognize, correlations=list(args.correlation)),
+        tensorrt=tensorrt_options(args),  # ConvertJob checks, builds, reports
+    )
+
+
 def run(args) -> int:
     if Path(args.model, "manifest.json").is_file():  # an existing artifact: build its engine on this device
         from edgeflow.tensorrt_engines import run_artifact_target
 
-        return run_artifact_target(args)
-    from converters.byo import parse_triplet
-    from converters.convert import ConvertJob, ConvertOptions
+        engine = tensorrt_options(args)
+        run_artifact_target(args.model, engine and dataclasses.replace(engine, out=args.out))
+        return 0
+    from converters.convert import ConvertJob
     from converters.report import conversion_report_text
-    from edgeflow.tensorrt_engines import options_from_args
 
-    opts = ConvertOptions(
-        model=args.model, out=args.out, height=args.height, width=args.width, opset=args.opset,
-        exporter=args.exporter, trust_pickle=args.trust_pickle, split=not args.no_split,
-        parity_pairs=args.parity_pairs, tol_epe=args.parity_epe, pad_multiple=args.pad_multiple, quiet=args.quiet,
-        int8=args.int8, fp16=args.fp16, calib=args.calib, calib_frames=args.calib_frames, calib_method=args.calib_method,
-        per_channel=args.per_channel, int8_scheme=None if args.int8_scheme == "auto" else args.int8_scheme,
-        max_epe_increase=args.max_epe_increase, prune=args.prune,
-        finetune_steps=(DEFAULT_FINETUNE_STEPS if args.finetune_steps is None else args.finetune_steps) if args.prune else 0,
-        latency_iterations=args.latency_iterations, latency_threads=args.threads,
-        recognize=not args.no_recognize, correlations=list(args.correlation), input_layout=args.input_layout,
-        input_range=args.input_range, color_order=args.color_order, mean=parse_triplet(args.mean), std=parse_triplet(args.std),
-        profile_ops=not args.no_profile, force=args.force,
-        tensorrt=options_from_args(args) if args.target == "tensorrt" else None,  # ConvertJob checks, builds, reports
-    )
-    result = ConvertJob(opts).run()
+    result = ConvertJob(options_from_args(args)).run()
     print(conversion_report_text(result))
     print(f"done: {result.out}")
     return 0

@@ -36,7 +36,7 @@ def add_arguments(p):
     p.add_argument("--steps", type=int, help="total steps (overrides [train] steps; the schedule follows it)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="default: [train] device (auto: CUDA when available)")
     p.add_argument("--threads", type=int, help="torch CPU threads (overrides [train] threads)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--quiet", action="store_true", help="warnings and errors only: no progress bar")
 
 
 def run(args) -> int:
@@ -48,7 +48,7 @@ def run(args) -> int:
         raise InputError(f"--steps must be >= 1, got {args.steps}")
     config = load_config(args.config).with_overrides(steps=args.steps, device=args.device, threads=args.threads)
     out = args.out or Path("out") / "train" / config.model
-    trainer = Trainer(config, out, progress=not args.quiet)
+    trainer = Trainer(config, out)
     code = trainer.run(resume=args.resume)
     if code == 0:
         print(f"done: step {trainer.step}, checkpoint {out / 'model.pt'}")
