@@ -14,8 +14,8 @@ from edgeflow.artifact import ArtifactWriter
 from edgeflow.cli import main
 from edgeflow.datasets import MOTORCYCLE, FlowPair, MemoryDataset, read_image, write_png
 from edgeflow.errors import InputError
-from edgeflow.eval_report import SCHEMA
-from edgeflow.evaluate import Method, artifact_method, baseline_method, evaluate
+from edgeflow.evaluation.report import SCHEMA
+from edgeflow.evaluation.evaluate import Method, artifact_method, baseline_method, evaluate
 from edgeflow.flow import write_flow
 
 H, W = 16, 16
@@ -170,7 +170,7 @@ def test_baselines_on_a_tiny_pair(name):
 
 
 def test_unknown_baseline():
-    from edgeflow.baselines import parse_baselines
+    from edgeflow.evaluation.baselines import parse_baselines
 
     assert parse_baselines("dis-medium, farneback,dis-medium") == ["dis-medium", "farneback"]
     assert len(parse_baselines("all")) == 4

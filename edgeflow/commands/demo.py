@@ -76,7 +76,7 @@ class _Accuracy:
         import statistics
         import time
 
-        from edgeflow.baselines import Baseline
+        from edgeflow.evaluation.baselines import Baseline
         from edgeflow.errors import EdgeflowError
         from edgeflow.flow import flow_metrics
 

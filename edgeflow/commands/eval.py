@@ -35,7 +35,7 @@ See docs/eval.md.
 
 
 def add_arguments(p):
-    from edgeflow.baselines import BASELINES
+    from edgeflow.evaluation.baselines import BASELINES
 
     p.add_argument("model", nargs="?", metavar="MODEL|ARTIFACT",
                    help="artifact directory, zoo name or model file (default: the bundled pwc-lite artifact)")
@@ -67,7 +67,7 @@ def add_arguments(p):
 
 def _model_method(args):
     from edgeflow.errors import ArtifactError, EdgeflowError
-    from edgeflow.evaluate import Method, artifact_method
+    from edgeflow.evaluation.evaluate import Method, artifact_method
 
     if args.no_model:
         if args.model:
@@ -111,10 +111,10 @@ def _progress(quiet: bool):
 
 
 def run(args) -> int:
-    from edgeflow.baselines import parse_baselines
+    from edgeflow.evaluation.baselines import parse_baselines
     from edgeflow.datasets import open_dataset
     from edgeflow.errors import InputError
-    from edgeflow.evaluate import baseline_method, evaluate
+    from edgeflow.evaluation.evaluate import baseline_method, evaluate
 
     baselines = parse_baselines(args.baseline)  # validate everything cheap before loading anything
     if args.no_model and not baselines:
@@ -152,6 +152,6 @@ def run(args) -> int:
 
 
 def report_legend() -> str:
-    from edgeflow.eval_report import LEGEND
+    from edgeflow.evaluation.report import LEGEND
 
     return LEGEND

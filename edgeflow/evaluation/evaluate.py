@@ -2,9 +2,9 @@
 
 A :class:`Method` is anything that maps two frames to a flow: an artifact run through the
 runtime, an eager PyTorch model (host only, see :mod:`converters.eager`), or an OpenCV baseline
-(:mod:`edgeflow.baselines`). :func:`evaluate` runs every method on every pair of one
+(:mod:`edgeflow.evaluation.baselines`). :func:`evaluate` runs every method on every pair of one
 :class:`~edgeflow.datasets.Dataset` in the same pass, so all methods see identical inputs, and
-returns an :class:`~edgeflow.eval_report.EvalReport` (tables, JSON).
+returns an :class:`~edgeflow.evaluation.report.EvalReport` (tables, JSON).
 
 Each pair is scored once per method with :func:`edgeflow.flow.flow_metrics` (definitions in
 ``docs/flow.md``); sequence, overall and highlight summaries are folded from those per-pair
@@ -26,7 +26,7 @@ import numpy as np
 
 from edgeflow.datasets import Dataset, FlowPair, write_png
 from edgeflow.errors import InputError
-from edgeflow.eval_report import EvalReport
+from edgeflow.evaluation.report import EvalReport
 from edgeflow.flow import end_point_error, error_to_color, flow_metrics, flow_to_color, side_by_side
 
 
@@ -57,7 +57,7 @@ def artifact_method(path=None, threads: int | None = None, backend: str = "auto"
 
 
 def baseline_method(name: str) -> Method:
-    from edgeflow.baselines import Baseline
+    from edgeflow.evaluation.baselines import Baseline
 
     baseline = Baseline(name)
     return Method(name, "baseline", baseline, {"description": baseline.description})
