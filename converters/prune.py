@@ -1,5 +1,8 @@
 """Structured channel pruning for the PWC family, and distillation fine-tuning to recover accuracy.
 
+The NeuFlow family (the edge default) has its dependencies in :mod:`converters.prune_neuflow`;
+:func:`prune_model` is the one place that picks a family.
+
 Why not a generic dependency graph: Torch-Pruning's ``DependencyGraph`` traces autograd, and in a
 flow network it walks *through* the correlation (a channel sum) and the backward warp (a
 ``grid_sample`` whose grid is the 2-channel flow), coupling 64 feature channels with the
@@ -159,15 +162,22 @@ def prune_pwc(model, ratio: float):
 
 def prune_model(model: nn.Module, ratio: float) -> PruneResult:
     """Structured pruning of ``model`` by ``ratio`` (0 < ratio < 1) of the channels of each layer."""
+    from converters.zoo.neuflow import NeuFlowNet
     from converters.zoo.pwc import PWCNet
 
     if not 0.0 < ratio < 1.0:
         raise EdgeflowError(f"--prune takes a fraction of channels to remove in (0, 1), got {ratio}")
-    if not isinstance(model, PWCNet):
+    if isinstance(model, PWCNet):
+        pruned = prune_pwc(model, ratio)
+    elif isinstance(model, NeuFlowNet):  # the edge default; its dependencies: converters/prune_neuflow.py
+        from converters.prune_neuflow import prune_neuflow
+
+        pruned = prune_neuflow(model, ratio)
+    else:
         raise EdgeflowError(
-            f"--prune supports the PWC family (pwc, pwc-lite) for now, not {type(model).__name__}; convert without --prune"
+            f"--prune supports the PWC family (pwc, pwc-lite) and the NeuFlow family (default, neuflow-lite) for now, "
+            f"not {type(model).__name__}; convert without --prune"
         )
-    pruned = prune_pwc(model, ratio)
     return PruneResult(pruned, ratio, model.config_dict(), pruned.config_dict())
 
 
@@ -182,7 +192,7 @@ def _batch(gen, start: int, size: int):
 
 
 def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 128, width: int = 192,
-            batch: int = 4, lr: float = 5e-4, gt_weight: float = 0.5, seed: int = 77, quiet: bool = False,
+            batch: int = 4, lr: float = 5e-4, gt_weight: float = 0.5, seed: int = 77,
             max_motion: float = 36.0, warmup: int = 100) -> dict:
     """Fine-tune ``student`` to match ``teacher`` (and the ground truth) on synthetic pairs.
 
@@ -229,7 +239,7 @@ def distill(student: nn.Module, teacher: nn.Module, steps: int, height: int = 12
     pool = ThreadPoolExecutor(1)
     pending = pool.submit(_batch, gen, 0, batch)
     try:
-        for step in progress_bar(range(steps), steps, "distilling", quiet):
+        for step in progress_bar(range(steps), steps, "distilling"):
             f1, f2, gt, valid = pending.result()
             if step + 1 < steps:
                 pending = pool.submit(_batch, gen, (step + 1) * batch, batch)
