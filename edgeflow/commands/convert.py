@@ -114,7 +114,7 @@ def add_arguments(p):
                    help="accuracy budget of FP16/INT8 vs FP32 on mean EPE against ground truth: "
                         "a percentage (default 5%%), pixels (0.2px) or 'off'")
     q.add_argument("--prune", type=float, metavar="RATIO", default=None,
-                   help="structured pruning: remove this fraction of the channels of each prunable layer (PWC family)")
+                   help="structured pruning: remove this fraction of the channels of each prunable layer (PWC and NeuFlow families)")
     q.add_argument("--finetune-steps", type=int, default=None, metavar="N",
                    help=f"distillation steps after --prune (default {DEFAULT_FINETUNE_STEPS}, ~70 min on a 2-core CPU; 0 = none)")
     q.add_argument("--latency-iterations", type=int, default=10, help="timed runs per graph for the report (default 10)")
