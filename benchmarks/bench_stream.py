@@ -294,7 +294,7 @@ def main(argv=None) -> int:
 
 
 def _cpu() -> str:
-    from edgeflow.sysinfo import cpu_model
+    from edgeflow.monitoring.sysinfo import cpu_model
 
     return cpu_model()
 

@@ -1,7 +1,7 @@
 """Measurement rows for ``edgeflow bench`` and ``benchmarks/``: one function per thing measured.
 
 Every row is timed the same way (``time.perf_counter`` around each iteration after ``warmup``
-untimed ones) and summarised with :class:`~edgeflow.metrics.LatencyStats` (trtexec-style
+untimed ones) and summarised with :class:`~edgeflow.monitoring.latency.LatencyStats` (trtexec-style
 min/median/mean/p90/p95/p99/max). ``throughput`` is iterations divided by the wall time of the
 timed loop, so it includes everything between iterations, as trtexec's does.
 
@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgeflow.metrics import LatencyStats
+from edgeflow.monitoring.latency import LatencyStats
 
 
 @dataclass

@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from edgeflow import sysinfo
-from edgeflow.metrics import LatencyRecorder, LatencyStats, percentile
+from edgeflow.monitoring import sysinfo
+from edgeflow.monitoring.latency import LatencyRecorder, LatencyStats, percentile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -142,7 +142,7 @@ def test_two_outputs_naming_one_file_are_refused(tmp_path):
 
 # -- the report file ---------------------------------------------------------------------------------
 def _report():
-    from edgeflow.metrics import LatencyRecorder
+    from edgeflow.monitoring.latency import LatencyRecorder
 
     return LatencyRecorder().report(end={"reason": "eof"}, meta={"source": "clip.mp4"})
 

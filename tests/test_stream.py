@@ -362,7 +362,7 @@ def test_cli_run_files_and_exit_code(tmp_path, artifact, capsys):
 def test_10000_frames_flat_memory(model):
     import gc
 
-    from edgeflow import sysinfo
+    from edgeflow.monitoring import sysinfo
     from edgeflow.sinks.prometheus import PrometheusSink
 
     rss, objects = {}, {}
@@ -395,7 +395,7 @@ def test_10000_frames_flat_memory(model):
 def test_runtime_imports_never_pull_torch():
     code = (
         "import sys\n"
-        "import edgeflow, edgeflow.stream, edgeflow.sources, edgeflow.model, edgeflow.metrics, edgeflow.sysinfo\n"
+        "import edgeflow, edgeflow.stream, edgeflow.sources, edgeflow.model, edgeflow.monitoring.latency, edgeflow.monitoring.sysinfo\n"
         "import edgeflow.sinks.jsonl, edgeflow.sinks.csvfile, edgeflow.sinks.video, edgeflow.sinks.prometheus\n"
         "import edgeflow.sinks.status, edgeflow.sinks.callback, edgeflow.benchmark\n"
         "import edgeflow.commands.run, edgeflow.commands.bench, edgeflow.commands.info, edgeflow.cli\n"

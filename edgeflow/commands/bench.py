@@ -27,7 +27,7 @@ examples:
   edgeflow bench --slo-p95-ms 80        # exit status 1 when a stream row's p95 is over 80 ms (CI gate)
 
 --slo-p95-ms / --slo-p99-ms judge each artifact's stream rows (its infer rows with --no-stream) the
-way `edgeflow run` does (edgeflow.slo): the row's percentile over the timed loop, and windows of at
+way `edgeflow run` does (edgeflow.monitoring.slo): the row's percentile over the timed loop, and windows of at
 least 1 s of the loop; any objective missed -> exit status 1.
 """
 
@@ -76,7 +76,7 @@ def run(args) -> int:
     sizes = [parse_resolution(r) for r in args.resolution]
     if args.plot:  # before minutes of measuring, not after
         _require_matplotlib()
-    from edgeflow.slo import parse_objectives
+    from edgeflow.monitoring.slo import parse_objectives
 
     objectives = parse_objectives(args.slo_p95_ms, args.slo_p99_ms)
     if args.warmup < 0:
@@ -135,7 +135,7 @@ def run(args) -> int:
 def judge_slo(rows, objectives: dict) -> dict:
     """Judge each artifact's stream rows (infer rows when there are none) against the objectives;
     prints one line per row and objective. Windows: consecutive iterations spanning >= 1 s."""
-    from edgeflow.slo import SloTracker
+    from edgeflow.monitoring.slo import SloTracker
 
     judged = [r for r in rows if r.path == "stream"] or [r for r in rows if r.path == "infer"]
     out = {"met": bool(judged), "rows": []}

@@ -102,7 +102,7 @@ def collect() -> dict:
     import os
     import platform
 
-    from edgeflow import sysinfo
+    from edgeflow.monitoring import sysinfo
     from edgeflow.backends import tensorrt_available
 
     info = {

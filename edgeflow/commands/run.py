@@ -129,7 +129,7 @@ def build_sinks(args) -> list:
 
 def _monitor_sinks(args) -> list:
     """Input drift (unless --no-drift) and latency objectives (--slo-*): sinks that add report sections."""
-    from edgeflow.slo import parse_objectives
+    from edgeflow.monitoring.slo import parse_objectives
 
     out = []
     if not getattr(args, "no_drift", False):

@@ -10,7 +10,7 @@ A sink sees two things, both on the consumer thread, in frame order:
 
 ``open(info)`` is called once before the first frame with stream facts (model, source, fps),
 ``close(report)`` exactly once on every exit path with the final
-:class:`~edgeflow.metrics.LatencyReport` (or ``None`` if building it failed). ``close`` must
+:class:`~edgeflow.monitoring.latency.LatencyReport` (or ``None`` if building it failed). ``close`` must
 flush and release files, sockets and threads.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 
-from edgeflow.metrics import STAGES
+from edgeflow.monitoring.latency import STAGES
 from edgeflow.sinks.base import LineFileSink
 
 COLUMNS = (

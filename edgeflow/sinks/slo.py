@@ -1,9 +1,9 @@
-"""Latency objectives as a sink: ``report["slo"]`` and live SLO gauges (see :mod:`edgeflow.slo`)."""
+"""Latency objectives as a sink: ``report["slo"]`` and live SLO gauges (see :mod:`edgeflow.monitoring.slo`)."""
 
 from __future__ import annotations
 
 from edgeflow.sinks.base import Sink
-from edgeflow.slo import SloTracker
+from edgeflow.monitoring.slo import SloTracker
 
 
 class SloSink(Sink):

@@ -44,7 +44,7 @@ import time
 from typing import Callable, Iterator, Optional
 
 from edgeflow.errors import EdgeflowError, InputError
-from edgeflow.metrics import LatencyRecorder, LatencyReport
+from edgeflow.monitoring.latency import LatencyRecorder, LatencyReport
 from edgeflow.stream.capture import BufferPool
 from edgeflow.stream.delivery import Delivery
 from edgeflow.stream.handoff import END

@@ -14,7 +14,7 @@ import time
 from time import perf_counter
 from typing import Optional
 
-from edgeflow.metrics import LatencyReport
+from edgeflow.monitoring.latency import LatencyReport
 from edgeflow.stream.handoff import END, Handoff
 from edgeflow.stream.inference import Outcome, frame_of
 from edgeflow.stream.records import DROPPED, REFERENCE, FrameRecord, Ledger, Result

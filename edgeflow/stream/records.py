@@ -27,7 +27,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from edgeflow.metrics import STAGES, LatencyRecorder  # noqa: F401  (stage names, in pipeline order)
+from edgeflow.monitoring.latency import STAGES, LatencyRecorder  # noqa: F401  (stage names, in pipeline order)
 
 RESULT, REFERENCE, DROPPED = "result", "reference", "dropped"
 

@@ -2,7 +2,7 @@
 
 :class:`RunReport` keeps what must be measured at the start (wall-clock start, CPU time and RSS
 after loading, a sysfs snapshot of the device) and turns the latency recorder's counts into the
-:class:`~edgeflow.metrics.LatencyReport` the stream returns and writes, on every exit path,
+:class:`~edgeflow.monitoring.latency.LatencyReport` the stream returns and writes, on every exit path,
 including a stream that failed to start.
 """
 
@@ -12,9 +12,9 @@ import time
 from datetime import datetime, timezone
 from typing import Optional
 
-from edgeflow import sysinfo
+from edgeflow.monitoring import sysinfo
 from edgeflow.errors import first_line
-from edgeflow.metrics import LatencyRecorder, LatencyReport
+from edgeflow.monitoring.latency import LatencyRecorder, LatencyReport
 from edgeflow.sources.uri import redact
 from edgeflow.version import __version__
 

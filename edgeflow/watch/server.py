@@ -314,7 +314,7 @@ class WatchServer:
             self.encode_cpu_s += time.thread_time() - t0
 
     async def _stats_loop(self) -> None:
-        from edgeflow import sysinfo
+        from edgeflow.monitoring import sysinfo
 
         while True:
             await asyncio.sleep(TICK_S)
