@@ -11,7 +11,10 @@ it saves the model as a TorchScript trace, a pickle and a torch.export .pt2, con
 * parity passed (against the original, unmodified model);
 * onnxruntime latency at 320x240: the artifact vs the same model exported plainly
   (``torch.onnx.export(wrapper, args, f, dynamo=False)``), measured alternately in one run;
-  with ``--int8`` also the INT8 artifact vs the FP32 one.
+  with ``--int8`` also the INT8 artifact vs the FP32 one (pickle), in the same round-robin.
+
+Goals (issue 13), printed and written under ``goals``: pwcnet and fastflownet artifacts at least
+2x faster than the plain export, and each INT8 artifact faster than its FP32 one.
 
 Raw results go to benchmarks/results/bench_byo.json; docs/byo.md quotes them.
 """
@@ -176,6 +179,20 @@ def markdown(results: dict) -> str:
     return "\n".join(rows)
 
 
+def goals(results: dict) -> dict[str, bool]:
+    """Issue 13's speed goals, from the ratios of this run (each measured round-robin)."""
+    out = {}
+    for name, entry in results["models"].items():
+        if name in ("pwcnet", "fastflownet"):
+            for fmt, ratio in entry.get("speedup_vs_plain", {}).items():
+                if fmt != "pickle-int8":
+                    out[f"{name} {fmt} >= 2x the plain export ({ratio:.2f}x)"] = ratio >= 2.0
+        if "int8_speedup_vs_fp32" in entry:
+            ratio = entry["int8_speedup_vs_fp32"]
+            out[f"{name} INT8 faster than its FP32 artifact ({ratio:.2f}x)"] = ratio > 1.0
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default=",".join(MODELS))
@@ -184,7 +201,7 @@ def main(argv=None) -> int:
     p.add_argument("--width", type=int, default=320)
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--int8", default="pwcnet", help="models also converted with --int8 (comma list, '' for none)")
+    p.add_argument("--int8", default="pwcnet,fastflownet", help="models also converted with --int8 (comma list, '' for none)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_byo.json")
     p.add_argument("--check", action="store_true",
                    help="exit 1 unless every artifact converted, has one Correlation node per correlation call and passed parity")
@@ -215,8 +232,11 @@ def main(argv=None) -> int:
             entry["latency_ms"] = alternate(timed, h, w, args.rounds, args.threads)
             base = entry["latency_ms"]["plain"]
             entry["speedup_vs_plain"] = {k: base / v for k, v in entry["latency_ms"].items() if k != "plain"}
+            if "pickle-int8" in entry["latency_ms"]:
+                entry["int8_speedup_vs_fp32"] = entry["latency_ms"]["pickle"] / entry["latency_ms"]["pickle-int8"]
             print(f"{name} latency ms: " + ", ".join(f"{k} {v:.1f}" for k, v in entry["latency_ms"].items()), flush=True)
     results["host_load_after"] = os.getloadavg()
+    results["goals"] = goals(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for entry in results["models"].values():
         for rec in entry["formats"].values():
@@ -233,6 +253,8 @@ def main(argv=None) -> int:
             elif not all(v["passed"] for v in rec.get("parity", {}).values()):
                 problems.append(f"{name} {fmt}: parity failed")
     print(markdown(results))
+    for line, met in results["goals"].items():
+        print(f"goal {'met' if met else 'NOT MET'}: {line}")
     for line in problems:
         print(f"FAIL {line}")
     print(f"{sum(len(e['formats']) for e in results['models'].values()) - len(problems)} passed, {len(problems)} failed")
