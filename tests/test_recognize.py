@@ -189,3 +189,34 @@ def test_pt2_program_groups_are_recognized_by_their_module_stack(tmp_path):
     assert [layer.status for layer in rec.layers] == ["replaced", "replaced"], rec.lines()
     assert {layer.attrs.stride2 for layer in rec.layers} == {2} and "call 2" in rec.layers[1].path
     _assert_exports_like(model, rec, tmp_path / "m.onnx", (a, b), nodes=2)
+
+
+class _FunctionalLoop(torch.nn.Module):
+    """The functional form called in a loop from one source line, post-processed on that line."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = torch.nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, a, b):
+        fa, fb = self.features(a), self.features(b)
+        costs = []
+        for f1, f2 in ((fa, fb), (fa[:, :, ::2, ::2], fb[:, :, ::2, ::2])):
+            costs.append(L.spatial_correlation_sample(f1, f2, kernel_size=1, patch_size=5, dilation_patch=2).flatten(1, 2) / 8)
+        return costs[0].mean(1, keepdim=True) + torch.nn.functional.interpolate(costs[1], size=a.shape[-2:]).amax(1, keepdim=True)
+
+
+def test_pt2_functional_calls_are_recognized_by_their_source_line(tmp_path):
+    """A function leaves no module in the .pt2; its calls are found from the nodes' recorded
+    source line, one per connected piece (two calls from one loop line), and checked numerically."""
+    model = _FunctionalLoop().eval()
+    a, b = _frames()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.export.save(torch.export.export(model, (a, b)), str(tmp_path / "m.pt2"))
+        program = torch.export.load(str(tmp_path / "m.pt2")).module()
+    rec = recognize(program, (a, b))
+    assert [layer.status for layer in rec.layers] == ["replaced", "replaced"], rec.lines()
+    assert all(layer.attrs.stride2 == 2 and layer.attrs.max_displacement == 4 for layer in rec.layers)
+    assert "spatial_correlation_sample()" in rec.layers[0].path and "call 2" in rec.layers[1].path
+    _assert_exports_like(model, rec, tmp_path / "m.onnx", (a, b), nodes=2)

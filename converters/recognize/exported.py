@@ -8,6 +8,15 @@ group with two tensor inputs and one output. Each group is cut out as its own sm
 on random inputs of the recorded shapes and compared with edgeflow's op for the attribute sets
 its output shape allows (patch size from the 5-D shape; dilated patch 1..4); the first that
 matches replaces the group by one ``edgeflow::correlation`` node. Nothing is replaced on a guess.
+
+Functional forms (``spatial_correlation_sample(f1, f2, ...)``, PTLFlow's
+``iter_spatial_correlation_sample``) leave no module in the stack. What ``torch.export`` keeps is
+each node's ``stack_trace``: the user's source line that made the call. The nodes recorded at a
+line that calls one of these functions, in the same module call, are that call's candidates; a
+loop calling it several times from one line gives several connected pieces, one per call. Each
+piece's longest prefix with two tensors in and one 5-D ``(B, P, P, H, W)`` out is the call
+(post-processing written on the same line, ``.flatten(1, 2)``, stays) and goes through the same
+numeric match. A TorchScript trace keeps neither (see :mod:`converters.recognize.traced`).
 """
 
 from __future__ import annotations
@@ -17,10 +26,14 @@ import copy
 import torch
 import torch.fx as fx
 
-from converters.recognize.apis import SAMPLER_CLASSES, Unsupported, sampler_attrs
+import re
+
+from converters.recognize.apis import FUNCTIONS, SAMPLER_CLASSES, Unsupported, sampler_attrs
 from converters.recognize.layers import VERIFY_RTOL, EdgeflowCorrelation, Layer
 
 MAX_DILATION_PATCH = 4
+#: A source line that calls a recognized functional form (FUNCTION_CALL.search(line).group(1): its name).
+FUNCTION_CALL = re.compile(r"(?<![\w.])(?:\w+\.)*(" + "|".join(n for n in FUNCTIONS if n != "FunctionCorrelation") + r")\s*\(")
 
 
 def _groups(graph: fx.Graph) -> dict[str, dict]:
@@ -38,6 +51,72 @@ def _groups(graph: fx.Graph) -> dict[str, dict]:
                 g["nodes"].append(node)
                 break  # the outermost correlation module owns the node
     return groups
+
+
+def _call_site(node: fx.Node) -> tuple[str, str] | None:
+    """(``File ..., line N`` frame, function name) when the node was recorded at a line calling a
+    functional sampler; None otherwise."""
+    lines = [line.strip() for line in (node.meta.get("stack_trace") or "").splitlines()]
+    for frame, source in zip(lines, lines[1:]):
+        found = FUNCTION_CALL.search(source) if frame.startswith("File ") else None
+        if found:
+            return frame, found.group(1)
+    return None
+
+
+def _pieces(nodes: list[fx.Node]) -> list[list[fx.Node]]:
+    """Connected pieces of ``nodes`` (edges between members only), each in graph order."""
+    members = {n: i for i, n in enumerate(nodes)}
+    parent = list(range(len(nodes)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for node, i in members.items():
+        for arg in node.all_input_nodes:
+            if arg in members:
+                parent[root(i)] = root(members[arg])
+    pieces: dict[int, list] = {}
+    for node, i in members.items():
+        pieces.setdefault(root(i), []).append(node)
+    return list(pieces.values())
+
+
+def _function_groups(graph: fx.Graph) -> dict[str, dict]:
+    """One group per call of a functional sampler, from the nodes' recorded source lines."""
+    by_site: dict[tuple, list] = {}
+    for node in graph.nodes:
+        if node.op != "call_function":
+            continue
+        site = _call_site(node)
+        if site is not None:
+            stack = tuple((node.meta.get("nn_module_stack") or {}).keys())
+            by_site.setdefault((stack, *site), []).append(node)
+    groups = {}
+    for (stack, frame, name), nodes in by_site.items():
+        where = frame.replace("File ", "").replace('"', "")
+        for i, piece in enumerate(_pieces(nodes)):
+            groups[f"{name}@{where}#{i}"] = {"path": f"{name}() at {where.rsplit('/', 1)[-1]}", "function": name,
+                                              "nodes": piece, "call": i}
+    return groups
+
+
+def _function_candidates(piece: list[fx.Node]):
+    """Prefixes of a call's piece (graph order), longest first, that end where the function
+    returns: two tensors in, one 5-D ``(B, P, P, H, W)`` tensor out. Code after the call on the
+    same line (``.flatten(1, 2)``) is the suffix; a result filled in place (``out[:, i, j] = ...``,
+    kept as ``copy_`` nodes) is still the one tensor the rest of the graph reads."""
+    for k in range(len(piece), 0, -1):
+        nodes = piece[:k]
+        inputs, outputs = _boundary(nodes)
+        if len(outputs) != 1 or len(inputs) != 2:
+            continue
+        val = _val(outputs[0])
+        if isinstance(val, torch.Tensor) and val.dim() == 5 and val.shape[1] == val.shape[2]:
+            yield nodes
 
 
 def _val(node):
@@ -98,25 +177,41 @@ def _match(sub: fx.GraphModule, shapes, out_shape) -> tuple:
 def rewrite_exported(gm: fx.GraphModule):
     """A copy of ``gm`` with each recognized correlation call replaced; returns (copy, layers)."""
     groups = _groups(gm.graph)
-    if not groups:
+    grouped = {n for g in groups.values() for n in g["nodes"]}
+    functional = {k: g for k, g in _function_groups(gm.graph).items() if not grouped & set(g["nodes"])}
+    if not groups and not functional:
         return gm, []
     new = copy.deepcopy(gm)
     node_by_name = {n.name: n for n in new.graph.nodes}
     layers = []
-    for key, group in groups.items():
-        nodes = [node_by_name[n.name] for n in group["nodes"]]
-        call = key.rsplit("@", 1)[1] if "@" in key else "0"
-        label = f"{group['path']} (call {int(call) + 1})"
-        api = SAMPLER_CLASSES.get(group["class"], "localcorr")
+    for key, group in {**groups, **functional}.items():
+        piece = [node_by_name[n.name] for n in group["nodes"]]
+        if "function" in group:
+            label = f"{group['path']} (call {group['call'] + 1})"
+            api = FUNCTIONS[group["function"]]
+        else:
+            call = key.rsplit("@", 1)[1] if "@" in key else "0"
+            label = f"{group['path']} (call {int(call) + 1})"
+            api = SAMPLER_CLASSES.get(group["class"], "localcorr")
         layer = Layer(label, f"{api}, from the .pt2 graph", None, five_d=True)
         try:
-            inputs, outputs = _boundary(nodes)
-            tensors = [n for n in inputs if isinstance(_val(n), torch.Tensor)]
-            if len(tensors) != 2 or len(inputs) != 2 or len(outputs) != 1:
-                raise Unsupported(f"{len(inputs)} input(s) and {len(outputs)} output(s), expected two feature maps and one cost volume")
-            out = outputs[0]
-            sub = _subgraph(new, nodes, inputs, out)
-            attrs, swap, diff = _match(sub, [_val(n).shape for n in inputs], _val(out).shape)
+            # A module call is the whole group; a function call is a 5-D result and what it came from.
+            candidates = [piece] if "function" not in group else _function_candidates(piece)
+            problem = Unsupported("no two-tensor call with one 5-D (B, P, P, H, W) result on that line")
+            for nodes in candidates:
+                try:
+                    inputs, outputs = _boundary(nodes)
+                    tensors = [n for n in inputs if isinstance(_val(n), torch.Tensor)]
+                    if len(tensors) != 2 or len(inputs) != 2 or len(outputs) != 1:
+                        raise Unsupported(f"{len(inputs)} input(s) and {len(outputs)} output(s), expected two feature maps and one cost volume")
+                    out = outputs[0]
+                    sub = _subgraph(new, nodes, inputs, out)
+                    attrs, swap, diff = _match(sub, [_val(n).shape for n in inputs], _val(out).shape)
+                    break
+                except Unsupported as err:
+                    problem = err
+            else:
+                raise problem
         except Unsupported as err:
             layer.status, layer.reason = "skipped", str(err)
             layers.append(layer)
