@@ -41,6 +41,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from converters.channels import conv_of as _conv_of
+from converters.channels import copy_conv as _copy_conv
+from converters.channels import kept_width  # noqa: F401  (callers and tests read it here too)
+from converters.channels import top_filters as _top_filters
 from edgeflow.errors import EdgeflowError
 
 
@@ -51,41 +55,6 @@ class PruneResult:
     config_before: dict
     config_after: dict
     finetune: dict = field(default_factory=dict)
-
-
-def kept_width(channels: int, ratio: float) -> int:
-    keep = max(1, int(round(channels * (1.0 - ratio))))
-    if channels >= 16 and keep >= 8:
-        keep = max(8, int(round(keep / 8.0)) * 8)
-    return min(keep, channels)
-
-
-def _top_filters(weight: torch.Tensor, keep: int, transposed: bool = False) -> torch.Tensor:
-    """Indices (sorted) of the ``keep`` output channels with the largest filter L1 norm."""
-    w = weight.detach().transpose(0, 1) if transposed else weight.detach()
-    norms = w.abs().flatten(1).sum(1)
-    return torch.sort(torch.topk(norms, keep).indices).values
-
-
-def _copy_conv(dst: nn.Module, src: nn.Module, out_idx: torch.Tensor, in_idx: torch.Tensor, in_scale=None) -> None:
-    with torch.no_grad():
-        if isinstance(src, nn.ConvTranspose2d):  # weight (in, out, k, k)
-            w = src.weight[in_idx][:, out_idx]
-        else:
-            w = src.weight[out_idx][:, in_idx]
-        if in_scale is not None:
-            shape = (-1, 1, 1, 1) if isinstance(src, nn.ConvTranspose2d) else (1, -1, 1, 1)
-            w = w * in_scale.view(shape)
-        if dst.weight.shape != w.shape:
-            raise EdgeflowError(f"internal: pruned weight {tuple(w.shape)} does not fit layer {tuple(dst.weight.shape)}")
-        dst.weight.copy_(w)
-        if src.bias is not None:
-            dst.bias.copy_(src.bias[out_idx])
-
-
-def _conv_of(block: nn.Module) -> nn.Module:
-    """``conv()`` blocks are Sequential(Conv2d, activation); predict layers are bare convs."""
-    return block[0] if isinstance(block, nn.Sequential) else block
 
 
 def pruned_config(config, ratio: float):

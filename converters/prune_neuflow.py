@@ -30,7 +30,10 @@ import dataclasses
 
 import torch
 
-from converters.prune import _conv_of, _copy_conv, _top_filters, kept_width
+from converters.channels import conv_of as _conv_of
+from converters.channels import copy_conv as _copy_conv
+from converters.channels import kept_width
+from converters.channels import top_filters as _top_filters
 
 
 def pruned_neuflow_config(config, ratio: float):
