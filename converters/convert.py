@@ -363,7 +363,8 @@ def prune_stage(module, opts: ConvertOptions):
 
     teacher = copy.deepcopy(module).eval()
     result = prune_model(module, opts.prune.ratio)
-    finetune = distill(result.model, teacher, opts.prune.finetune_steps) if opts.prune.finetune_steps else {}
+    steps = opts.prune.finetune_steps
+    finetune = distill(result.model, teacher, steps, **result.distill_options) if steps else {}
     record = {"ratio": opts.prune.ratio, "method": "L1-norm structured channel pruning (converters.prune)",
               "config_before": result.config_before, "config_after": result.config_after,
               "params_before": count_parameters(teacher), "params_after": count_parameters(result.model),

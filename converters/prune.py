@@ -55,6 +55,9 @@ class PruneResult:
     config_before: dict
     config_after: dict
     finetune: dict = field(default_factory=dict)
+    #: Keyword arguments for :func:`distill` that suit this family (render size, motion range);
+    #: empty: distill's own defaults (tuned on pwc-lite).
+    distill_options: dict = field(default_factory=dict)
 
 
 def pruned_config(config, ratio: float):
@@ -136,18 +139,19 @@ def prune_model(model: nn.Module, ratio: float) -> PruneResult:
 
     if not 0.0 < ratio < 1.0:
         raise EdgeflowError(f"--prune takes a fraction of channels to remove in (0, 1), got {ratio}")
+    options = {}
     if isinstance(model, PWCNet):
         pruned = prune_pwc(model, ratio)
     elif isinstance(model, NeuFlowNet):  # the edge default; its dependencies: converters/prune_neuflow.py
-        from converters.prune_neuflow import prune_neuflow
+        from converters.prune_neuflow import DISTILL_OPTIONS, prune_neuflow
 
-        pruned = prune_neuflow(model, ratio)
+        pruned, options = prune_neuflow(model, ratio), dict(DISTILL_OPTIONS)
     else:
         raise EdgeflowError(
             f"--prune supports the PWC family (pwc, pwc-lite) and the NeuFlow family (default, neuflow-lite) for now, "
             f"not {type(model).__name__}; convert without --prune"
         )
-    return PruneResult(pruned, ratio, model.config_dict(), pruned.config_dict())
+    return PruneResult(pruned, ratio, model.config_dict(), pruned.config_dict(), distill_options=options)
 
 
 # ----------------------------------------------------------------------------- distillation

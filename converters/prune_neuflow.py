@@ -35,6 +35,14 @@ from converters.channels import copy_conv as _copy_conv
 from converters.channels import kept_width
 from converters.channels import top_filters as _top_filters
 
+#: How ``--finetune-steps`` distills a pruned NeuFlow (:func:`converters.prune.distill` keywords):
+#: at the teacher's training crop (192x256; at distill's pwc-lite default of 128x192 the 1/16
+#: level is an 8x12 map, mostly correlation padding) with motion up to 64 px (the teacher trained
+#: up to 80 px). Measured on the step-6800 `default` checkpoint, 500 steps each, unseen mean EPE:
+#: 4.43 px at the pwc-lite defaults (128x192, 36 px), 3.67 px with these (teacher 2.43; the large
+#: motions gain most: photo_translate_large 12.06 -> 5.01 px); docs/model_card_default.md.
+DISTILL_OPTIONS = {"height": 192, "width": 256, "max_motion": 64.0}
+
 
 def pruned_neuflow_config(config, ratio: float):
     scale = lambda widths: tuple(kept_width(c, ratio) for c in widths)  # noqa: E731

@@ -146,7 +146,9 @@ def test_convert_default_with_prune_and_distillation(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     report = json.loads((out / "report.json").read_text())
     assert manifest["valid"] and manifest["pruning"]["ratio"] == 0.5
-    assert manifest["pruning"]["finetune"]["steps"] == 1
+    finetune = manifest["pruning"]["finetune"]
+    assert finetune["steps"] == 1  # at the family's distillation size, not the export size
+    assert finetune["resolution"] == [256, 192] and finetune["max_motion"] == 64.0
     assert manifest["model"]["config"]["channels"] == [8, 16, 32, 48]
     rows = {r["name"]: r for r in report["variants"]}
     assert set(rows) == {"fp32", "fp32-pruned50"}
