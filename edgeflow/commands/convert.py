@@ -116,7 +116,7 @@ def add_arguments(p):
     q.add_argument("--prune", type=float, metavar="RATIO", default=None,
                    help="structured pruning: remove this fraction of the channels of each prunable layer (PWC and NeuFlow families)")
     q.add_argument("--finetune-steps", type=int, default=None, metavar="N",
-                   help=f"distillation steps after --prune (default {DEFAULT_FINETUNE_STEPS}, ~70 min on a 2-core CPU; 0 = none)")
+                   help=f"distillation steps after --prune (default {DEFAULT_FINETUNE_STEPS}, ~70 min for pwc-lite, ~2-3 h for default (192x256 crops) on a 2-core CPU; 0 = none)")
     q.add_argument("--latency-iterations", type=int, default=10, help="timed runs per graph for the report (default 10)")
     q.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads for latency (default: all cores)")
     t = p.add_argument_group("TensorRT engine (built on the device that runs it)")
