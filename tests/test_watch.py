@@ -230,9 +230,16 @@ def test_live_page_server_pushes_newest_pictures_and_stats(tiny):
         parse_serve("localhost:http")
 
     def paced():
+        """Frames every 10 ms until the client has seen enough (or 60 s): on a busy host the client
+        can take seconds to import aiohttp and connect, and a fixed-length clip would end first."""
+        import itertools
         import time
 
-        for f in moving_frames(400, 48, 64):
+        deadline = time.monotonic() + 60
+        frames = moving_frames(50, 48, 64)
+        for f in itertools.cycle(frames):
+            if time.monotonic() > deadline or (len(set(got["ids"])) >= 3 and got["stats"] >= 3):
+                return
             time.sleep(0.01)
             yield f
 
