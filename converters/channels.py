@@ -4,6 +4,8 @@ neither imports the other back (``prune_model`` dispatches to the families)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
@@ -17,6 +19,14 @@ def kept_width(channels: int, ratio: float) -> int:
     if channels >= 16 and keep >= 8:
         keep = max(8, int(round(keep / 8.0)) * 8)
     return min(keep, channels)
+
+
+def narrowed_config(config, ratio: float, *width_fields: str):
+    """``config`` with every width tuple in ``width_fields`` kept at ``(1 - ratio)`` (:func:`kept_width`):
+    a pruned network is its family's class with a narrower config, so it saves and exports like any
+    zoo model."""
+    return dataclasses.replace(config, **{name: tuple(kept_width(c, ratio) for c in getattr(config, name))
+                                          for name in width_fields})
 
 
 def top_filters(weight: torch.Tensor, keep: int, transposed: bool = False) -> torch.Tensor:

@@ -32,7 +32,6 @@ against the generator's exact ground truth.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from torch import nn
 
 from converters.channels import conv_of as _conv_of
 from converters.channels import copy_conv as _copy_conv
+from converters.channels import narrowed_config
 from converters.channels import kept_width  # noqa: F401  (callers and tests read it here too)
 from converters.channels import top_filters as _top_filters
 from edgeflow.errors import EdgeflowError
@@ -61,13 +61,7 @@ class PruneResult:
 
 
 def pruned_config(config, ratio: float):
-    scale = lambda widths: tuple(kept_width(c, ratio) for c in widths)  # noqa: E731
-    return dataclasses.replace(
-        config,
-        pyramid_channels=scale(config.pyramid_channels),
-        decoder_channels=scale(config.decoder_channels),
-        context_channels=scale(config.context_channels),
-    )
+    return narrowed_config(config, ratio, "pyramid_channels", "decoder_channels", "context_channels")
 
 
 def prune_pwc(model, ratio: float):

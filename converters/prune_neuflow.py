@@ -32,7 +32,7 @@ import torch
 
 from converters.channels import conv_of as _conv_of
 from converters.channels import copy_conv as _copy_conv
-from converters.channels import kept_width
+from converters.channels import kept_width, narrowed_config
 from converters.channels import top_filters as _top_filters
 
 #: How ``--finetune-steps`` distills a pruned NeuFlow (:func:`converters.prune.distill` keywords):
@@ -45,16 +45,8 @@ DISTILL_OPTIONS = {"height": 192, "width": 256, "max_motion": 64.0}
 
 
 def pruned_neuflow_config(config, ratio: float):
-    scale = lambda widths: tuple(kept_width(c, ratio) for c in widths)  # noqa: E731
-    return dataclasses.replace(
-        config,
-        channels=scale(config.channels),
-        decoder16=scale(config.decoder16),
-        decoder8=scale(config.decoder8),
-        context=scale(config.context),
-        context8=kept_width(config.context8, ratio) if config.context8 else 0,
-        refine4=scale(config.refine4),
-    )
+    narrow = narrowed_config(config, ratio, "channels", "decoder16", "decoder8", "context", "refine4")
+    return dataclasses.replace(narrow, context8=kept_width(config.context8, ratio) if config.context8 else 0)
 
 
 def _chain(old_blocks, new_blocks, widths, in_idx, in_scale=None):

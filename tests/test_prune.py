@@ -102,13 +102,17 @@ def test_distillation_moves_the_student_towards_the_teacher():
     student = prune_model(teacher, 0.5).model
     before = [p.detach().clone() for p in student.parameters()]
     stats = distill(student, teacher, steps=2, height=64, width=64, batch=2)
-    assert stats["steps"] == 2 and np.isfinite(stats["final_loss"]) and stats["resolution"] == [64, 64]
-    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
-    assert not student.training
-    # Trained with the fast training-only correlation, handed back with the exportable op;
-    # the caller's teacher is never swapped.
+    assert_distilled(student, teacher, before, stats, [64, 64])
+
+
+def assert_distilled(student, teacher, before, stats, resolution):
+    """Two steps ran and moved the student; trained with the fast training-only correlation, both
+    models are handed back with the exportable op (the caller's teacher is never swapped)."""
     from converters.ops import Correlation
 
+    assert stats["steps"] == 2 and np.isfinite(stats["final_loss"]) and stats["resolution"] == resolution
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
+    assert not student.training
     for model in (student, teacher):
         kinds = {type(m).__name__ for m in model.modules() if "Correlation" in type(m).__name__}
         assert kinds == {Correlation.__name__}, kinds
@@ -124,15 +128,18 @@ def test_bad_requests_are_clean_errors():
         prune_model(other, 0.5)
 
 
-def test_convert_with_prune_reports_before_and_after(tmp_path):
+def convert_pruned(name: str, out) -> tuple[dict, dict]:
+    """``edgeflow convert NAME --prune 0.5 --finetune-steps 1`` at 64x64 through the CLI; (manifest, report)."""
     from edgeflow.cli import main
 
-    out = tmp_path / "small"
-    code = main(["convert", "pwc-lite", "--height", "64", "--width", "64", "--prune", "0.5", "--finetune-steps", "1",
+    code = main(["convert", name, "--height", "64", "--width", "64", "--prune", "0.5", "--finetune-steps", "1",
                  "--no-split", "--parity-pairs", "1", "--latency-iterations", "2", "--quiet", "--out", str(out)])
     assert code == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    report = json.loads((out / "report.json").read_text())
+    return json.loads((out / "manifest.json").read_text()), json.loads((out / "report.json").read_text())
+
+
+def test_convert_with_prune_reports_before_and_after(tmp_path):
+    manifest, report = convert_pruned("pwc-lite", tmp_path / "small")
     assert manifest["valid"] and manifest["pruning"]["ratio"] == 0.5
     assert manifest["model"]["config"]["pyramid_channels"] == [8, 16, 32, 48, 64]
     rows = {r["name"]: r for r in report["variants"]}

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import warnings
 
 import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
+from test_prune import assert_distilled, convert_pruned
 
 from converters.export import export_onnx
 from converters.prune import distill, kept_width, prune_model
@@ -124,27 +124,13 @@ def test_distillation_trains_a_neuflow_student_on_its_two_scale_pyramid():
     assert [p.shape[-1] for p in pyramid] == [96 // 16, 96 // 8]
     before = [p.detach().clone() for p in student.parameters()]
     stats = distill(student, teacher, steps=2, height=72, width=72, batch=2)
-    assert stats["steps"] == 2 and np.isfinite(stats["final_loss"]) and stats["resolution"] == [64, 64]
-    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))
-    assert not student.training
-    from converters.ops import Correlation
-
-    for model in (student, teacher):
-        kinds = {type(m).__name__ for m in model.modules() if "Correlation" in type(m).__name__}
-        assert kinds == {Correlation.__name__}, kinds
+    assert_distilled(student, teacher, before, stats, [64, 64])
 
 
 def test_convert_default_with_prune_and_distillation(tmp_path):
-    from edgeflow.cli import main
-
-    out = tmp_path / "small"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # no bundled default weights yet: random init warns
-        code = main(["convert", "default", "--height", "64", "--width", "64", "--prune", "0.5", "--finetune-steps", "1",
-                     "--no-split", "--parity-pairs", "1", "--latency-iterations", "2", "--quiet", "--out", str(out)])
-    assert code == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    report = json.loads((out / "report.json").read_text())
+        warnings.simplefilter("ignore")  # without bundled default weights, random init warns
+        manifest, report = convert_pruned("default", tmp_path / "small")
     assert manifest["valid"] and manifest["pruning"]["ratio"] == 0.5
     finetune = manifest["pruning"]["finetune"]
     assert finetune["steps"] == 1  # at the family's distillation size, not the export size
