@@ -16,7 +16,9 @@ from edgeflow.backends import create_runner
 from edgeflow.errors import ArtifactError, EdgeflowError, InputError
 from edgeflow.preprocess import Conventions, Geometry, check_frame, plan_geometry
 
-DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "pwc-lite"
+#: The bundled default model: ``edgeflow convert default`` (NeuFlow-style, docs/model_card_default.md).
+#: ``data/pwc-lite`` stays bundled beside it (the previous default, docs/model_card_pwc_lite.md).
+DEFAULT_ARTIFACT = Path(__file__).parent / "data" / "default"
 
 
 def default_artifact_path() -> Path:

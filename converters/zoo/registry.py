@@ -68,6 +68,13 @@ WEIGHTS: dict[str, Weights] = {
         recipe=("converters/train/configs/pwc-lite.toml", "converters/train/configs/pwc-lite-finetune.toml"),
         card="docs/model_card_pwc_lite.md",
     ),
+    "default": Weights(
+        "default.pt",
+        params=766_552,
+        metrics={"unseen_mean_epe_px": 1.40, "builtin_mean_epe_px": 1.73, "motorcycle_epe_px": 3.34},
+        recipe=("converters/train/configs/default.toml",),
+        card="docs/model_card_default.md",
+    ),
 }
 
 #: arch -> (model class, config class).

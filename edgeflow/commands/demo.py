@@ -1,7 +1,7 @@
 """``edgeflow demo``: the main job on the bundled model and the bundled sample clip.
 
 Streams ``edgeflow/data/sample.mp4`` (real photos moving with exact, known motion, H.264) through
-the bundled pwc-lite artifact with the same pipeline as ``edgeflow run``, then shows what a user
+the bundled default artifact (``edgeflow/data/default``) with the same pipeline as ``edgeflow run``, then shows what a user
 wants to see: the flow video, a picture, per-frame latency, and accuracy against the clip's ground
 truth next to OpenCV's DIS (ultrafast, fast, medium) on the same decoded frames, each with its time
 per pair, so a user sees at once what the learned model buys against the classical yardstick.
@@ -162,5 +162,5 @@ def run(args) -> int:
         print(f"  {out / name}  {what}")
     if panel:
         print(f"  {panel}  frames, estimate, ground truth and error for frame {meta['length'] // 2}")
-    print("next: `edgeflow convert pwc-lite --int8`, `edgeflow bench`, `edgeflow eval --data builtin` (see README.md)")
+    print("next: `edgeflow convert default --int8`, `edgeflow bench`, `edgeflow eval --data builtin` (see README.md)")
     return 0

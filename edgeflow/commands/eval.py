@@ -13,7 +13,7 @@ run on the same pairs in the same run. Prints a table per sequence and overall; 
 every number (per pair, per sequence, overall; both pixel and pair averages).
 
 MODEL|ARTIFACT is one of:
-  (omitted)        the bundled default artifact (pwc-lite)
+  (omitted)        the bundled default artifact (default)
   an artifact dir  a folder with manifest.json (from `edgeflow convert`): runs through the runtime
   a zoo name       default, pwc-lite, pwc, flownetc-s, ...: eager PyTorch (host only, needs torch)
   a model file     an edgeflow checkpoint, TorchScript or .pt2 file: eager PyTorch (host only)
@@ -38,7 +38,7 @@ def add_arguments(p):
     from edgeflow.evaluation.baselines import BASELINES
 
     p.add_argument("model", nargs="?", metavar="MODEL|ARTIFACT",
-                   help="artifact directory, zoo name or model file (default: the bundled pwc-lite artifact)")
+                   help="artifact directory, zoo name or model file (default: the bundled default artifact)")
     p.add_argument("--data", required=True, metavar="PATH|builtin|unseen",
                    help="data-set folder, 'builtin', or 'unseen' (held-out material no training recipe uses)")
     p.add_argument("--format", choices=["sintel", "kitti", "middlebury", "triples", "builtin", "unseen"],
