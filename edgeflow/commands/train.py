@@ -7,7 +7,7 @@ from pathlib import Path
 NAME = "train"
 HELP = "train a zoo model on on-the-fly synthetic flow data from a TOML recipe (PyTorch, CPU or CUDA)"
 DESCRIPTION = """\
-Train a zoo model (default recipe: the bundled pwc-lite) on FlyingChairs-style pairs rendered on
+Train a zoo model (default recipe: pwc-lite.toml) on FlyingChairs-style pairs rendered on
 the fly from photographs that ship with scikit-image; nothing is stored on disk.
 
 The recipe (a TOML file) sets the model, data curriculum, AdamW + warm-up/cosine schedule,
