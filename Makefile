@@ -42,7 +42,7 @@ test-aarch64: $(STAMP)
 # Optional PTLFlow suite (issue 13, docs/byo.md): PTLFlow needs torchvision, i.e. the multi-GB CUDA
 # build of torch, so it lives in its own ignored venv (.venv-ptlflow), outside `make test`.
 # test-ptlflow: pwcnet, fastflownet, neuflow as pickle/.pt2/trace through `edgeflow convert` (nodes,
-# parity); bench-byo: the same plus latency vs a plain export and pwcnet INT8 (docs/byo.md numbers).
+# parity); bench-byo: the same plus latency vs a plain export and INT8 vs FP32 for pwcnet and fastflownet (docs/byo.md numbers).
 PTL_VENV := .venv-ptlflow
 PTL_STAMP := $(PTL_VENV)/.installed
 .PHONY: test-ptlflow bench-byo

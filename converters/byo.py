@@ -116,13 +116,17 @@ def conventions_for(model, opts: InputOptions) -> tuple[str, dict, list[str]]:
     return layout, record, notes
 
 
-def parse_triplet(text: str | None):
+def parse_triplet(text: str | None, flag: str = "value"):
+    """``"0.485,0.456,0.406"`` -> a 3-tuple; a bad value is one line that names ``flag``."""
     if text is None:
         return None
     try:
-        return tuple(float(v) for v in text.replace(" ", "").split(","))
+        values = tuple(float(v) for v in text.replace(" ", "").split(","))
     except ValueError:
-        raise EdgeflowError(f"expected three comma-separated numbers, got {text!r}") from None
+        values = ()
+    if len(values) != 3:
+        raise EdgeflowError(f"{flag} takes three comma-separated numbers (R,G,B), got {text!r}")
+    return values
 
 
 # ---------------------------------------------------------------------------------------------

@@ -52,7 +52,9 @@ def test_options_a_precision_does_not_take_are_one_line_errors_before_any_work(t
     for args, flag, fix in ((["--calib", str(tmp_path / "drive.mp4")], "--calib", "--int8"),
                             (["--fp16", "--per-tensor"], "--per-tensor", "--int8"),
                             (["--prune", "1.5"], "--prune", "(0, 1)"),
-                            (["--finetune-steps", "100"], "--finetune-steps", "--prune")):
+                            (["--finetune-steps", "100"], "--finetune-steps", "--prune"),
+                            (["--mean", "a,b,c"], "--mean", "three comma-separated"),
+                            (["--std", "58.4,57.1"], "--std", "three comma-separated")):
         r = _cli("convert", "pwc-lite", "--out", str(tmp_path / "never"), *args)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and flag in r.stderr and fix in r.stderr, r.stderr

@@ -131,3 +131,30 @@ def test_concats_are_quantized_when_everything_they_feed_is(fp32):
     model.graph.node.append(extra)
     model.graph.output.append(onnx.helper.make_tensor_value_info("extra_out", onnx.TensorProto.FLOAT, None))
     assert last.name not in set(nodes_to_quantize(model, op_types=("Conv", "Concat")))
+
+
+def test_fold_keeps_a_source_that_a_subgraph_still_reads():
+    """An initializer read by a folded Identity *and* inside an If branch stays: dropping it would
+    leave the branch reading nothing (an invalid graph, and a failed INT8 conversion)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.arange(4, dtype=np.float32).reshape(1, 4), "w")
+    branch = lambda name: helper.make_graph(  # noqa: E731
+        [helper.make_node("Add", ["x", "w"], [f"{name}_out"])], name, [],
+        [helper.make_tensor_value_info(f"{name}_out", TensorProto.FLOAT, [1, 4])])
+    nodes = [helper.make_node("Identity", ["w"], ["w_copy"]),
+             helper.make_node("Add", ["x", "w_copy"], ["y"]),
+             helper.make_node("If", ["c"], ["z"], then_branch=branch("then"), else_branch=branch("else"))]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4]),
+                                           helper.make_tensor_value_info("c", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4]),
+                               helper.make_tensor_value_info("z", TensorProto.FLOAT, [1, 4])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert fold_parameter_identities(model) == 1
+    assert {t.name for t in model.graph.initializer} == {"w", "w_copy"}
+    onnx.checker.check_model(model)
+    x = np.ones((1, 4), np.float32)
+    y, z = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, {"x": x, "c": np.array(True)})
+    np.testing.assert_array_equal(y, x + np.arange(4))
+    np.testing.assert_array_equal(z, y)

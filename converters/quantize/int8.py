@@ -168,7 +168,7 @@ def fold_parameter_identities(model: onnx.ModelProto) -> int:
     biases came through Identity nodes. A copy per reader also gives each conv its own bias."""
     inits = {t.name: t for t in model.graph.initializer}
     outputs = {o.name for o in model.graph.output}
-    keep, added = [], []
+    keep, added, sources = [], [], set()
     for node in model.graph.node:
         if node.op_type == "Identity" and node.domain in ("", "ai.onnx") and node.input and node.input[0] in inits \
                 and node.output[0] not in outputs:
@@ -176,17 +176,35 @@ def fold_parameter_identities(model: onnx.ModelProto) -> int:
             copy.CopyFrom(inits[node.input[0]])
             copy.name = node.output[0]
             added.append(copy)
+            sources.add(node.input[0])
         else:
             keep.append(node)
     if added:
         del model.graph.node[:]
         model.graph.node.extend(keep)
         model.graph.initializer.extend(added)
-        used = {i for n in model.graph.node for i in n.input} | {i for f in model.functions for n in f.node for i in n.input}
-        kept = [t for t in model.graph.initializer if t.name in used or t.name in outputs]
+        # Drop only a folded Identity's source that nothing else reads: not a node of the graph,
+        # of a local function or of an If/Loop/Scan body, not a graph input or output.
+        used = _referenced_names(model.graph) | {i for f in model.functions for n in f.node for i in n.input}
+        used |= outputs | {i.name for i in model.graph.input}
+        kept = [t for t in model.graph.initializer if t.name not in sources or t.name in used]
         del model.graph.initializer[:]
         model.graph.initializer.extend(kept)
     return len(added)
+
+
+def _referenced_names(graph) -> set:
+    """Every tensor name a node of ``graph`` or of its subgraphs (If/Loop/Scan bodies) reads."""
+    names = set()
+    for node in graph.node:
+        names.update(node.input)
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH:
+                names |= _referenced_names(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                for sub in attr.graphs:
+                    names |= _referenced_names(sub)
+    return names
 
 
 class Int8Quantizer:

@@ -193,10 +193,8 @@ class Validator:
 class Trainer:
     """``Trainer(config, out_dir).run(resume=...)``; see the module docstring for the outputs."""
 
-    def __init__(self, config: TrainConfig, out_dir, progress: bool | None = None):
-        # ``progress`` is ignored: the bar shows where the log records reach a terminal
-        # (edgeflow.console). It stays a keyword only because runs/default/train.sh passes
-        # progress=False and must restart unchanged; drop it once that script no longer does.
+    def __init__(self, config: TrainConfig, out_dir):
+        # No progress switch: the bar shows where the log records reach a terminal (edgeflow.console).
         self.config = config
         self.out = Path(out_dir)
         self.device = pick_device(config.run.device)

@@ -161,7 +161,7 @@ def options_from_args(args):
         check=CheckOptions(parity_pairs=args.parity_pairs, tol_epe=args.parity_epe, latency_iterations=args.latency_iterations,
                            latency_threads=args.threads, profile_ops=not args.no_profile),
         inputs=InputOptions(layout=args.input_layout, input_range=args.input_range, color_order=args.color_order,
-                            mean=parse_triplet(args.mean), std=parse_triplet(args.std)),
+                            mean=parse_triplet(args.mean, "--mean"), std=parse_triplet(args.std, "--std")),
         recognize=RecognizeOptions(enabled=not args.no_recognize, correlations=list(args.correlation)),
         tensorrt=tensorrt_options(args),  # ConvertJob checks, builds, reports
     )

@@ -99,13 +99,23 @@ def _model_method(args):
 
 
 def _progress(quiet: bool):
-    if quiet or not sys.stderr.isatty():
+    """The evaluation loop's ``progress(index, total, key)`` as the shared bar (edgeflow.console):
+    drawn only where the console handler writes to a terminal, so log lines never land on it."""
+    if quiet:
         return None
+    from edgeflow.console import progress_bar
+
+    state = {}
 
     def show(index: int, total: int, key: str) -> None:
-        end = "\n" if index >= total else ""
-        text = f"[{index}/{total}] done" if index >= total else f"[{index + 1}/{total}] {key}"
-        print(f"\r\033[K{text}", end=end, file=sys.stderr, flush=True)
+        bar = state.get("bar")
+        if bar is None:
+            bar = state["bar"] = progress_bar(total=total, desc="eval")
+        bar.update(index - bar.n)
+        if index >= total:
+            bar.close()
+        else:
+            bar.set_postfix(pair=key)
 
     return show
 

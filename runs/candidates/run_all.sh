@@ -8,7 +8,7 @@ import sys
 from converters.train.config import load_config
 from converters.train.trainer import Trainer
 cfg = load_config('converters/train/configs/candidates/$1.toml').with_overrides(threads=1)
-sys.exit(Trainer(cfg, 'runs/candidates/$1', progress=False).run())" > runs/candidates/$1.out 2>&1; }
+sys.exit(Trainer(cfg, 'runs/candidates/$1').run())" > runs/candidates/$1.out 2>&1; }
 (run neuflow-lite; run pwc-lite) &
 (run rapid-lite; run fastflow-lite) &
 wait

@@ -13,4 +13,4 @@ import sys
 from converters.train.config import load_config
 from converters.train.trainer import Trainer
 cfg = load_config('converters/train/configs/default.toml').with_overrides(threads=1)
-sys.exit(Trainer(cfg, 'runs/default', progress=False).run(resume=$RESUME))"
+sys.exit(Trainer(cfg, 'runs/default').run(resume=$RESUME))"
