@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -269,7 +270,7 @@ def main(argv=None) -> int:
                   f"paced CPU/bare CPU {r['paced_cpu_vs_bare_cpu']:.3f} "
                   f"({ok('paced_cpu_vs_bare_cpu', r['paced_cpu_vs_bare_cpu'])})"
                   + (f", stream/bare-same-threads {r['stream_vs_bare_same_threads']:.3f}" if bt else "")
-                  + (f", caching gain stream/stream-whole {r['caching_gain']:.3f}" if r["caching_gain"] == r["caching_gain"] else ""))
+                  + (f", caching gain stream/stream-whole {r['caching_gain']:.3f}" if not math.isnan(r["caching_gain"]) else ""))
         io = med.get((tag, "-", "bare-ort-io"))
         if io:
             print(f"{tag}: IOBinding vs session.run: {io['fps'] / b['fps']:.3f}x fps")
