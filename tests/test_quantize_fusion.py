@@ -158,3 +158,17 @@ def test_fold_keeps_a_source_that_a_subgraph_still_reads():
         None, {"x": x, "c": np.array(True)})
     np.testing.assert_array_equal(y, x + np.arange(4))
     np.testing.assert_array_equal(z, y)
+
+
+def test_vnni_detection_and_the_reduce_range_default():
+    """Without VNNI, u8s8 weights get 7 bits (onnxruntime's fix for VPMADDUBSW saturation);
+    s8s8 graphs and an explicit choice are left alone."""
+    from converters.quantize.int8 import has_vnni
+
+    assert not has_vnni("processor : 0\nflags\t\t: fpu sse2 avx2 fma\n")
+    assert has_vnni("flags\t\t: fpu avx2 avx512f avx512_vnni\n")
+    assert has_vnni("flags : avx2 avx_vnni\n")
+    assert Int8Options(cpu_scheme="u8s8").reduce_range is (not has_vnni())
+    assert Int8Options(cpu_scheme="s8s8").reduce_range is False
+    assert Int8Options(cpu_scheme="u8s8", reduce_range=False).reduce_range is False
+    assert Int8Options(cpu_scheme="u8s8", reduce_range=True).describe()["reduce_range"] is True
