@@ -16,7 +16,7 @@ from converters.zoo.complexity import count_macs, count_parameters
 from zoo_checks import frames, load_models, whole_and_split
 
 torch.set_num_threads(1)
-NAMES = ["neuflow-lite", "rapid-lite", "fastflow-lite"]
+NAMES = ["neuflow-lite", "rapid-lite", "fastflow-lite", "default"]
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,9 @@ Structure:
 * Decoder, 1/8: frame 2's f8 backward-warped by the up-sampled flow, correlated with frame 1's
   (radius ``md8``), estimator on [cost, f1, flow, up-sampled estimator features] -> residual flow;
   a small dilated context network adds a last residual; bilinear x8 to the input size.
+* Optional (``lk_scales``; on in ``default``): parameter-free Lucas-Kanade refinement at 1/4 and
+  1/2 resolution on normalised luminance the encoder computes per frame
+  (:mod:`converters.zoo.refine`): the sub-pixel precision a 1/8 network lacks, at ~4 ms.
 
 ReLU everywhere (fuses into INT8 convs), no normalization layers (training adds BatchNorm and
 folds it away), no softmax or attention (nothing that has to stay float). ``pad_multiple`` 16.
@@ -33,6 +36,7 @@ from torch import nn
 from converters.ops import Correlation
 from converters.zoo.base import FlowNetwork
 from converters.zoo.layers import backward_warp, conv, normalize_frames, predict_flow, upsample, upsample_flow
+from converters.zoo.refine import LucasKanade, frame_pyramid
 from edgeflow.errors import EdgeflowError
 
 
@@ -56,12 +60,28 @@ class NeuFlowConfig:
     #: Widths of an optional 1/4 refinement level (radius-2 correlation on the 1/4 features; empty:
     #: off, output at 1/8). Experimental: tests whether a 1/4 level makes the network trainable.
     refine4: tuple[int, ...] = ()
+    #: Lucas-Kanade refinement after the network (:mod:`converters.zoo.refine`): the scales it runs
+    #: at, coarse to fine, as divisors of the input size (``(2, 1)``: 1/2, then full resolution;
+    #: empty: off), and per scale its iterations, window and smoothing window. No parameters; the
+    #: encoder adds one normalised luminance map per scale.
+    lk_scales: tuple[int, ...] = ()
+    lk_iterations: tuple[int, ...] = ()
+    lk_windows: tuple[int, ...] = ()
+    lk_smooth: tuple[int, ...] = ()
+    lk_norm_window: int = 5
+    lk_max_step: float = 0.5
+    lk_damping: float = 1e-3
 
     def __post_init__(self):
         if len(self.channels) != 4 or len(self.convs) != 4 or min(self.convs) < 1:
             raise EdgeflowError("NeuFlow config needs 4 stage channels and 4 conv counts >= 1")
         if len(self.context) != len(self.context_dilations):
             raise EdgeflowError("NeuFlow context and context_dilations must have the same length")
+        if any(scale not in (1, 2, 4, 8) for scale in self.lk_scales) or list(self.lk_scales) != sorted(
+                self.lk_scales, reverse=True):
+            raise EdgeflowError("NeuFlow lk_scales must be divisors 8, 4, 2, 1 from coarse to fine, e.g. (2, 1)")
+        if not len(self.lk_scales) == len(self.lk_iterations) == len(self.lk_windows) == len(self.lk_smooth):
+            raise EdgeflowError("NeuFlow lk_iterations, lk_windows and lk_smooth need one entry per lk_scales entry")
 
     @property
     def pad_multiple(self) -> int:
@@ -78,6 +98,11 @@ class NeuFlowConfig:
 #: still reaches 64 px, +16 px from the 1/8 search), the context map moved into the encoder and one
 #: more conv at 1/8 and at 1/16 (better features, and a larger cacheable share).
 NEUFLOW_LITE_CONFIG = NeuFlowConfig(convs=(1, 2, 4, 4), md16=4, md8=2, context8=32)
+
+#: The shipped default: the same network, plus Lucas-Kanade refinement at 1/2 and full resolution
+#: (:mod:`converters.zoo.refine`; settings chosen on the tuning set, ``benchmarks/tune_refinement.py``).
+DEFAULT_CONFIG = NeuFlowConfig(convs=(1, 2, 4, 4), md16=4, md8=2, context8=32, lk_scales=(4, 2), lk_iterations=(1, 2),
+                               lk_windows=(9, 9), lk_smooth=(9, 9))
 
 
 class NeuFlowEncoder(nn.Module):
@@ -101,9 +126,15 @@ class NeuFlowEncoder(nn.Module):
         if self.with4:  # the 1/4 features go last, so the other indices keep their meaning
             self.feature_channels += (config.channels[1],)
             self.feature_strides += (4,)
+        # Lucas-Kanade inputs go after everything else, one normalised luminance map per scale.
+        self.lk_scales, self.lk_norm_window = tuple(config.lk_scales), config.lk_norm_window
+        self.feature_channels += (1,) * len(self.lk_scales)
+        self.feature_strides += self.lk_scales
 
     def forward(self, frame: torch.Tensor) -> list[torch.Tensor]:
-        """``[f8, f16]``, or ``[f8, context8, f16]`` with ``config.context8``."""
+        """``[f8, f16]``, or ``[f8, context8, f16]`` with ``config.context8``; then the 1/4
+        features with ``refine4``, then one normalised luminance map per ``lk_scales`` entry."""
+        lk = frame_pyramid(frame, self.lk_scales, self.lk_norm_window) if self.lk_scales else []
         x = normalize_frames(frame)
         features, quarter = [], None
         for index, stage in enumerate(self.stages):
@@ -114,7 +145,7 @@ class NeuFlowEncoder(nn.Module):
                 features += [x, self.context(x)]
             elif index >= 2:
                 features.append(x)
-        return features + [quarter] if self.with4 else features
+        return (features + [quarter] if self.with4 else features) + lk
 
 
 class Estimator(nn.Module):
@@ -169,11 +200,20 @@ class NeuFlowDecoder(nn.Module):
             if config.context else None
         self.refine4 = None
         if config.refine4:
-            last = 3 if self.has_context else 2
+            last = self.index4 = 3 if self.has_context else 2
             self.used_feats1 += (last,)
             self.used_feats2 += (last,)
             self.corr4 = Correlation(max_displacement=2, kernel_size=1, stride1=1, stride2=1, pad_size=2)
             self.refine4 = Estimator(25 + config.channels[1] + 2, config.refine4, act)
+        self.lk_scales = tuple(config.lk_scales)
+        self.lk = nn.ModuleList(
+            LucasKanade(iterations, window, smooth, config.lk_max_step, config.lk_damping)
+            for iterations, window, smooth in zip(config.lk_iterations, config.lk_windows, config.lk_smooth))
+        if self.lk_scales:  # the luminance maps are the encoder's last outputs, for both frames
+            first = 2 + (1 if self.has_context else 0) + (1 if config.refine4 else 0)
+            lk_feats = tuple(range(first, first + len(self.lk_scales)))
+            self.used_feats1 += lk_feats
+            self.used_feats2 += lk_feats
 
     def forward(self, feats1, feats2, return_pyramid: bool = False):
         if self.has_context:
@@ -190,16 +230,22 @@ class NeuFlowDecoder(nn.Module):
         flow8 = up_flow + residual
         if self.context is not None:
             flow8 = flow8 + self.context(features)
-        if self.refine4 is None:
-            full = upsample_flow(flow8, 8)
-            return (full, [flow16, flow8]) if return_pyramid else full
-        f1_4, f2_4 = feats1[-1], feats2[-1]
-        up4 = upsample_flow(flow8)
-        cost = self.activation(self.corr4(f1_4, backward_warp(f2_4, up4)))
-        residual, _ = self.refine4(torch.cat([cost, f1_4, up4], dim=1))
-        flow4 = up4 + residual
-        full = upsample_flow(flow4, 4)
-        return (full, [flow16, flow8, flow4]) if return_pyramid else full
+        pyramid, flow, stride = [flow16, flow8], flow8, 8
+        if self.refine4 is not None:
+            f1_4, f2_4 = feats1[self.index4], feats2[self.index4]
+            up4 = upsample_flow(flow8)
+            cost = self.activation(self.corr4(f1_4, backward_warp(f2_4, up4)))
+            residual, _ = self.refine4(torch.cat([cost, f1_4, up4], dim=1))
+            flow, stride = up4 + residual, 4
+            pyramid.append(flow)
+        if self.lk_scales:
+            lum1, lum2 = feats1[-len(self.lk_scales):], feats2[-len(self.lk_scales):]
+            for scale, lk, n1, n2 in zip(self.lk_scales, self.lk, lum1, lum2):
+                if scale != stride:
+                    flow, stride = upsample_flow(flow, stride // scale), scale
+                flow = lk(n1, n2, flow)
+        full = upsample_flow(flow, stride) if stride != 1 else flow
+        return (full, pyramid) if return_pyramid else full
 
 
 class NeuFlowNet(FlowNetwork):

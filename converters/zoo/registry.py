@@ -30,7 +30,7 @@ from converters.ops import Correlation
 from converters.zoo.base import FlowNetwork
 from converters.zoo.fastflow import FASTFLOW_LITE_CONFIG, FastFlowConfig, FastFlowNet
 from converters.zoo.flownetc import FLOWNETC_S_CONFIG, FlowNetC, FlowNetCConfig
-from converters.zoo.neuflow import NEUFLOW_LITE_CONFIG, NeuFlowConfig, NeuFlowNet
+from converters.zoo.neuflow import DEFAULT_CONFIG, NEUFLOW_LITE_CONFIG, NeuFlowConfig, NeuFlowNet
 from converters.zoo.pwc import PWC_CONFIG, PWC_LITE_CONFIG, PWCConfig, PWCNet
 from converters.zoo.rapid import RAPID_LITE_CONFIG, RapidConfig, RapidFlowNet
 from edgeflow.errors import EdgeflowError, first_line
@@ -71,8 +71,9 @@ WEIGHTS: dict[str, Weights] = {
     "default": Weights(
         "default.pt",
         params=766_552,
-        metrics={"unseen_mean_epe_px": 1.40, "builtin_mean_epe_px": 1.73, "motorcycle_epe_px": 3.34},
-        recipe=("converters/train/configs/default.toml",),
+        metrics={"unseen_mean_epe_px": 0.77, "builtin_mean_epe_px": 0.98, "motorcycle_epe_px": 2.24,
+                 "unseen_mean_epe_px_network_alone": 1.40},
+        recipe=("converters/train/configs/default.toml", "benchmarks/tune_refinement.py"),
         card="docs/model_card_default.md",
     ),
 }
@@ -120,8 +121,9 @@ MODELS: dict[str, ZooEntry] = {
     "neuflow-lite": ZooEntry("neuflow-lite", NeuFlowNet, NEUFLOW_LITE_CONFIG),
     "rapid-lite": ZooEntry("rapid-lite", RapidFlowNet, RAPID_LITE_CONFIG),
     "fastflow-lite": ZooEntry("fastflow-lite", FastFlowNet, FASTFLOW_LITE_CONFIG),
-    # The edge default chosen by measurement (issue 14): NeuFlow-style, 1/16 matching + 1/8 refinement.
-    "default": ZooEntry("default", NeuFlowNet, NEUFLOW_LITE_CONFIG),
+    # The edge default chosen by measurement (issue 14): NeuFlow-style, 1/16 matching + 1/8
+    # refinement, then Lucas-Kanade at 1/2 and full resolution (converters/zoo/refine.py).
+    "default": ZooEntry("default", NeuFlowNet, DEFAULT_CONFIG),
 }
 
 
