@@ -99,7 +99,7 @@ class NeuFlowConfig:
 #: more conv at 1/8 and at 1/16 (better features, and a larger cacheable share).
 NEUFLOW_LITE_CONFIG = NeuFlowConfig(convs=(1, 2, 4, 4), md16=4, md8=2, context8=32)
 
-#: The shipped default: the same network, plus Lucas-Kanade refinement at 1/2 and full resolution
+#: The shipped default: the same network, plus Lucas-Kanade refinement (one step at 1/4, two at 1/2)
 #: (:mod:`converters.zoo.refine`; settings chosen on the tuning set, ``benchmarks/tune_refinement.py``).
 DEFAULT_CONFIG = NeuFlowConfig(convs=(1, 2, 4, 4), md16=4, md8=2, context8=32, lk_scales=(4, 2), lk_iterations=(1, 2),
                                lk_windows=(9, 9), lk_smooth=(9, 9))

@@ -122,7 +122,7 @@ MODELS: dict[str, ZooEntry] = {
     "rapid-lite": ZooEntry("rapid-lite", RapidFlowNet, RAPID_LITE_CONFIG),
     "fastflow-lite": ZooEntry("fastflow-lite", FastFlowNet, FASTFLOW_LITE_CONFIG),
     # The edge default chosen by measurement (issue 14): NeuFlow-style, 1/16 matching + 1/8
-    # refinement, then Lucas-Kanade at 1/2 and full resolution (converters/zoo/refine.py).
+    # refinement, then Lucas-Kanade at 1/4 and 1/2 resolution (converters/zoo/refine.py).
     "default": ZooEntry("default", NeuFlowNet, DEFAULT_CONFIG),
 }
 
