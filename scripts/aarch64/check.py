@@ -12,7 +12,9 @@ runs under qemu-user-static's binfmt handler in a cached root (scripts/aarch64/b
 3. Then: the OS `import cv2` and NumPy 1.x still come from the OS inside the venv (pip put no NumPy
    or OpenCV in it); `edgeflow run` streams the clip with both artifacts (no drops, exit 0);
    `edgeflow info ARTIFACT` passes; the flows of the clip's first frames match x86's (FP32 max
-   |diff| <= 1e-4 px, INT8 mean end-point difference <= 0.05 px).
+   |diff| <= 1e-4 px, INT8 mean end-point difference <= 0.05 px; on an x86 host without VNNI,
+   whose onnxruntime int8 kernels saturate, arm64 INT8 must instead be as close to the x86 FP32
+   flows as x86 INT8 is, + 0.05 px).
 
 Skips (exit 0, reason printed) where this cannot run: not root, no aarch64 binfmt handler,
 debootstrap/unshare missing. Any failed step is one line saying which, with the log's tail.
@@ -41,6 +43,18 @@ ROOTFS = CACHE / "root"
 HOME = ROOTFS / "root"  # the Pi user's ~ (we run as root in the root)
 FP32_TOL_MAX_ABS = 1e-4
 INT8_TOL_MEAN_EPE = 0.05
+#: On an x86 host without VNNI, onnxruntime's int8 kernels saturate 16-bit pair sums, so x86 INT8
+#: flows are no reference for ARM's exact ones (measured on an AVX2-only EPYC: 0.13 px mean EPE
+#: apart, x86 INT8 0.11 px from FP32, arm64 INT8 0.09 px). There the INT8 check asks instead that
+#: arm64 INT8 be as close to the x86 FP32 flows as x86 INT8 is, within this slack (px).
+INT8_VS_FP32_SLACK = 0.05
+
+
+def _host_has_vnni() -> bool:
+    sys.path.insert(0, str(REPO))
+    from converters.quantize.int8 import has_vnni
+
+    return has_vnni()
 
 
 class Failed(Exception):
@@ -303,6 +317,7 @@ def main() -> int:
         import numpy as np
 
         ok = True
+        exact_int8 = platform.machine().lower() not in ("x86_64", "amd64") or _host_has_vnni()
         for name in artifacts:
             ref = np.load(WORK / f"x86_{name}.npz")["flows"].astype(np.float64)
             arm = np.load(HOME / f"arm_{name}.npz")["flows"].astype(np.float64)
@@ -310,14 +325,27 @@ def main() -> int:
             epe = np.sqrt((diff ** 2).sum(-1))
             stats = {"pairs": int(len(ref)), "max_abs_px": float(np.abs(diff).max()), "mean_epe_px": float(epe.mean()),
                      "max_epe_px": float(epe.max()), "flow_mean_magnitude_px": float(np.sqrt((ref ** 2).sum(-1)).mean())}
-            passed = stats["max_abs_px"] <= FP32_TOL_MAX_ABS if name == "fp32" else stats["mean_epe_px"] <= INT8_TOL_MEAN_EPE
+            if name == "fp32":
+                passed = stats["max_abs_px"] <= FP32_TOL_MAX_ABS
+                limit = f"max |diff| <= {FP32_TOL_MAX_ABS}"
+            elif exact_int8:
+                passed = stats["mean_epe_px"] <= INT8_TOL_MEAN_EPE
+                limit = f"mean EPE <= {INT8_TOL_MEAN_EPE}"
+            else:  # see INT8_VS_FP32_SLACK
+                fp32 = np.load(WORK / "x86_fp32.npz")["flows"].astype(np.float64)
+                n = len(fp32)
+                arm_err = float(np.sqrt(((arm[:n] - fp32) ** 2).sum(-1)).mean())
+                x86_err = float(np.sqrt(((ref[:n] - fp32) ** 2).sum(-1)).mean())
+                stats.update({"host_without_vnni": True, "arm_int8_vs_x86_fp32_px": arm_err,
+                              "x86_int8_vs_x86_fp32_px": x86_err})
+                passed = arm_err <= x86_err + INT8_VS_FP32_SLACK
+                limit = (f"this x86 host has no VNNI, so x86 INT8 is no reference: arm64 INT8 is {arm_err:.3f} px and "
+                         f"x86 INT8 {x86_err:.3f} px from x86 FP32 over {n} pairs, limit x86 + {INT8_VS_FP32_SLACK}")
             stats["passed"] = bool(passed)
             summary[f"flows_{name}"] = stats
             ok &= passed
             log(f"{name} arm64 vs x86 over {stats['pairs']} pairs: max |diff| {stats['max_abs_px']:.2e} px, mean EPE "
-                f"{stats['mean_epe_px']:.2e} px (limit: " + (f"max |diff| <= {FP32_TOL_MAX_ABS}" if name == "fp32"
-                                                            else f"mean EPE <= {INT8_TOL_MEAN_EPE}") + f"): "
-                f"{'ok' if passed else 'FAILED'}")
+                f"{stats['mean_epe_px']:.2e} px (limit: {limit}): {'ok' if passed else 'FAILED'}")
         if not ok:
             raise Failed("arm64 flows differ from x86 beyond the limits above")
         summary["passed"] = True
