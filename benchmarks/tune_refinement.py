@@ -20,8 +20,6 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 #: name -> (scales, iterations, windows, smoothing windows); "bare" is the network alone.
@@ -42,57 +40,56 @@ CANDIDATES = {
 }
 
 
-def mean_epe(model, pairs) -> float:
-    import torch
-
-    values = []
-    for pair in pairs:
-        frames = [torch.from_numpy(np.ascontiguousarray(f)).permute(2, 0, 1)[None].float() for f in (pair.frame1, pair.frame2)]
-        with torch.no_grad():
-            flow = model.forward_any_size(*frames)[0].permute(1, 2, 0).numpy()
-        values.append(float(np.linalg.norm(flow - pair.flow, axis=-1)[np.asarray(pair.valid, bool)].mean()))
-    return float(np.mean(values))
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path)
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args(argv)
 
+    import tempfile
+
     import torch
 
-    from converters.zoo import build_model, get_model
+    from converters.eager import EagerFlowModel
+    from converters.load import save_checkpoint
+    from converters.zoo import get_model
     from converters.zoo.neuflow import DEFAULT_CONFIG
-    from edgeflow.evaluation.baselines import Baseline
+    from edgeflow.datasets.base import MemoryDataset
+    from edgeflow.datasets.builtin import as_flow_pair
+    from edgeflow.evaluation.evaluate import Method, baseline_method, evaluate
     from edgeflow.synthetic.tuning_eval import tuning_set
 
     torch.set_num_threads(1)
-    pairs = tuning_set()
-    weights = get_model("default").state_dict()
-    rows = []
-    for name, (scales, iterations, windows, smooth) in CANDIDATES.items():
-        config = dataclasses.replace(DEFAULT_CONFIG, lk_scales=scales, lk_iterations=iterations, lk_windows=windows,
-                                     lk_smooth=smooth)
-        model = build_model("neuflow", config)
-        model.load_state_dict(weights)
-        model.eval()
-        rows.append({"setting": name, "shipped": config == DEFAULT_CONFIG, "tuning_epe": mean_epe(model, pairs)})
-        print(f"{name:28s} {rows[-1]['tuning_epe']:.3f}{'  (shipped)' if rows[-1]['shipped'] else ''}", flush=True)
-    for preset in ("dis-ultrafast", "dis-fast", "dis-medium"):
-        method = Baseline(preset)
-        epe = [float(np.linalg.norm(method(p.frame1, p.frame2) - p.flow, axis=-1)[np.asarray(p.valid, bool)].mean())
-               for p in pairs]
-        rows.append({"setting": preset, "shipped": False, "tuning_epe": float(np.mean(epe))})
-        print(f"{preset:28s} {rows[-1]['tuning_epe']:.3f}", flush=True)
+    dataset = MemoryDataset("tuning", "tuning", [as_flow_pair(p, i) for i, p in enumerate(tuning_set())])
+    network = get_model("default")
+    shipped = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        # Each setting as an edgeflow checkpoint (same weights, its own config), scored by the
+        # same eager path and evaluation loop as `edgeflow eval CHECKPOINT`.
+        methods = []
+        for name, (scales, iterations, windows, smooth) in CANDIDATES.items():
+            config = dataclasses.replace(DEFAULT_CONFIG, lk_scales=scales, lk_iterations=iterations,
+                                         lk_windows=windows, lk_smooth=smooth)
+            shipped[name] = config == DEFAULT_CONFIG
+            path = save_checkpoint(network, Path(tmp) / f"candidate{len(methods)}.pt", arch="neuflow",
+                                   config=dataclasses.asdict(config))
+            model = EagerFlowModel(path)
+            methods.append(Method(name, "model", model.infer, model.info, model.close))
+        methods += [baseline_method(preset) for preset in ("dis-ultrafast", "dis-fast", "dis-medium")]
+        report = evaluate(dataset, methods, data_label="tuning")
+    rows = [{"setting": m.name, "shipped": shipped.get(m.name, False),
+             "tuning_epe": report.metric(m.name, "epe", average="pair")} for m in methods]
+    for row in rows:
+        print(f"{row['setting']:28s} {row['tuning_epe']:.3f}{'  (shipped)' if row['shipped'] else ''}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"pairs": len(pairs), "rows": rows}, indent=2) + "\n")
+        args.json.write_text(json.dumps({"pairs": len(dataset), "rows": rows}, indent=2) + "\n")
     if args.markdown:
         lines = ["| refinement (scale x iterations) | tuning-set mean EPE (px) |", "|---|---:|"]
         lines += [f"| {r['setting']}{' **(shipped)**' if r['shipped'] else ''} | {r['tuning_epe']:.3f} |" for r in rows]
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text("\n".join(lines) + f"\n\n{len(pairs)} tuning pairs (training material only), eager PyTorch.\n")
+        args.markdown.write_text("\n".join(lines) + f"\n\n{len(dataset)} tuning pairs (training material only), "
+                                 "eager PyTorch, mean EPE per pair.\n")
     return 0
 
 
