@@ -79,12 +79,12 @@ def frame_pyramid(frames: torch.Tensor, scales: tuple[int, ...], norm_window: in
     down to each scale (a 3-channel pool of the frame cost 3x more in onnxruntime), then
     normalisation.
     """
-    level, current, out = luminance(frames), 1, []
+    level, current, maps = luminance(frames), 1, {}
     for scale in sorted(scales):
         while current < scale:
             level, current = F.avg_pool2d(level, 2), current * 2
-        out.append(local_normalize(level, norm_window))
-    return out[::-1] if list(scales) != sorted(scales) else out
+        maps[scale] = local_normalize(level, norm_window)
+    return [maps[scale] for scale in scales]
 
 
 class BorderSampler:
